@@ -1,0 +1,1 @@
+"""The `meshcanary` command: thin wiring from flags to the layers below."""

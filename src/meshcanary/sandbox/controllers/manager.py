@@ -1,0 +1,29 @@
+"""Start and stop the sandbox's in-process controllers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from meshcanary.sandbox.apiserver.cluster import Cluster
+from meshcanary.sandbox.controllers.base import Controller
+from meshcanary.sandbox.controllers.crds import CrdCleanup
+from meshcanary.sandbox.controllers.gc import GarbageCollector
+from meshcanary.sandbox.controllers.namespaces import NamespaceController
+
+CONTROLLERS: tuple[type[Controller], ...] = (GarbageCollector, NamespaceController, CrdCleanup)
+
+
+def start(cluster: Cluster) -> list[asyncio.Task[None]]:
+    return [
+        asyncio.create_task(controller(cluster).run(), name=controller.__name__)
+        for controller in CONTROLLERS
+    ]
+
+
+async def stop(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
