@@ -106,7 +106,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox
 @pytest.fixture
 def namespace(sandbox: RunningSandbox) -> str:
     name = f"t-{uuid.uuid4().hex[:8]}"
-    sandbox.kubectl("create", "namespace", name)
+    sandbox.kubectl(
+        "apply", "-f", "-", input=f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n"
+    )
     return name
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from meshcanary.sandbox.apiserver import http
+from meshcanary.sandbox.apiserver import bootstrap, http
 from meshcanary.sandbox.apiserver.cluster import Cluster
 from meshcanary.sandbox.apiserver.store import Store
 from meshcanary.sandbox.controllers import manager
@@ -58,6 +58,7 @@ async def serve(
     """Serve until `stop` is set (or SIGTERM/SIGINT when no event is given)."""
     store = Store(config.database)
     cluster = Cluster(store)
+    await bootstrap.ensure_system_objects(cluster)
     app = http.create_app(cluster, config.token)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()

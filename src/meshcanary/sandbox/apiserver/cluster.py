@@ -10,6 +10,7 @@ directly, so they see exactly what clients see.
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -68,8 +69,10 @@ class WriteOptions:
     force: bool = False
 
 
-def _copy(obj: Any) -> Any:
-    return orjson.loads(orjson.dumps(obj))
+def _copy(obj: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy (orjson round trip: several times faster than copy.deepcopy)."""
+    copied: dict[str, Any] = orjson.loads(orjson.dumps(obj))
+    return copied
 
 
 def _meta(obj: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +109,7 @@ class Cluster:
         namespace: str | None,
         label_selector: str | None = None,
         field_selector: str | None = None,
-    ) -> list[Entry]:
+    ) -> builtins.list[Entry]:
         """Matching entries, sorted by namespace and name (raises 400 on a bad selector)."""
         labels, fields = self.parse_selectors(rt, label_selector, field_selector)
         entries = self.store.list(rt.storage_key, namespace)
@@ -457,7 +460,7 @@ class Cluster:
         obj: dict[str, Any],
         old: dict[str, Any] | None,
         opts: WriteOptions,
-    ) -> list[str]:
+    ) -> builtins.list[str]:
         """Default, prune and validate an object about to be written; the warnings."""
         name = str(obj["metadata"].get("name", ""))
         warnings: list[str] = []
@@ -565,7 +568,7 @@ class Cluster:
         field_selector: str | None,
         options: dict[str, Any] | None,
         dry_run: bool = False,
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:
         deleted = []
         for entry in self.list(rt, namespace, label_selector, field_selector):
             meta = entry.obj["metadata"]
@@ -619,7 +622,7 @@ class Cluster:
                 yield rt
 
 
-def _spec_finalizers(rt: ResourceType, obj: dict[str, Any]) -> list[Any]:
+def _spec_finalizers(rt: ResourceType, obj: dict[str, Any]) -> builtins.list[Any]:
     """A namespace's `spec.finalizers`: it stays Terminating until its contents are gone."""
     if rt.storage_key != NAMESPACES:
         return []

@@ -90,11 +90,17 @@ def gone(message: str) -> ApiError:
     return ApiError(410, "Expired", message)
 
 
+ACCEPTED_PATCH_TYPES = (
+    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+)
+
+
 def unsupported_media_type(content_type: str) -> ApiError:
     return ApiError(
         415,
         "UnsupportedMediaType",
-        f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {content_type!r}",
+        "the body of the request was in an unknown format - accepted media types include:"
+        f" {ACCEPTED_PATCH_TYPES}; got {content_type!r}",
     )
 
 

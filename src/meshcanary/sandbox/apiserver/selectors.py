@@ -314,10 +314,8 @@ def _compare(value: str | None, bound: int, greater: bool) -> bool:
 
 def _compile(requirements: Iterable[Requirement]) -> dict[str, tuple[Any, ...]]:
     """Sort requirements into per-operator tuples; single-value sets become plain equality."""
-    plan: dict[str, list[Any]] = {
-        name: [] for name in ("_equal", "_not_equal", "_in", "_not_in", "_exists", "_absent")
-    }
-    plan["_numeric"] = []
+    slots = ("_equal", "_not_equal", "_in", "_not_in", "_exists", "_absent", "_numeric")
+    plan: dict[str, list[Any]] = {slot: [] for slot in slots}
     for requirement in requirements:
         slot, entry = _compiled_entry(requirement)
         plan[slot].append(entry)

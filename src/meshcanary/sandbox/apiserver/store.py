@@ -10,6 +10,7 @@ in a bounded in-memory event log from which watches resume; a watch older than t
 from __future__ import annotations
 
 import asyncio
+import builtins
 import sqlite3
 from collections import deque
 from collections.abc import Iterator
@@ -81,7 +82,7 @@ class Store:
     def get(self, skey: str, namespace: str, name: str) -> Entry | None:
         return self._objects.get(skey, {}).get(namespace, {}).get(name)
 
-    def list(self, skey: str, namespace: str | None = None) -> list[Entry]:
+    def list(self, skey: str, namespace: str | None = None) -> builtins.list[Entry]:
         """Entries sorted by (namespace, name); all namespaces when `namespace` is None."""
         by_ns = self._objects.get(skey, {})
         if namespace is not None:
@@ -95,7 +96,7 @@ class Store:
             return len(by_ns.get(namespace, {}))
         return sum(len(bucket) for bucket in by_ns.values())
 
-    def skeys(self) -> list[str]:
+    def skeys(self) -> builtins.list[str]:
         return [skey for skey, by_ns in self._objects.items() if any(by_ns.values())]
 
     def namespaces_with_objects(self, skey: str) -> Iterator[str]:
@@ -158,7 +159,7 @@ class Store:
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions.get(subscription.skey, set()).discard(subscription)
 
-    def events_since(self, skey: str, rv: int) -> list[Event] | None:
+    def events_since(self, skey: str, rv: int) -> builtins.list[Event] | None:
         """Logged events for `skey` after `rv`, or None when `rv` is older than the log."""
         if rv < self._compacted:
             return None

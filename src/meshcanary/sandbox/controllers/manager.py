@@ -10,8 +10,14 @@ from meshcanary.sandbox.controllers.base import Controller
 from meshcanary.sandbox.controllers.crds import CrdCleanup
 from meshcanary.sandbox.controllers.gc import GarbageCollector
 from meshcanary.sandbox.controllers.namespaces import NamespaceController
+from meshcanary.sandbox.controllers.serviceaccounts import ServiceAccountController
 
-CONTROLLERS: tuple[type[Controller], ...] = (GarbageCollector, NamespaceController, CrdCleanup)
+CONTROLLERS: tuple[type[Controller], ...] = (
+    GarbageCollector,
+    NamespaceController,
+    CrdCleanup,
+    ServiceAccountController,
+)
 
 
 def start(cluster: Cluster) -> list[asyncio.Task[None]]:
