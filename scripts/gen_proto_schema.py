@@ -69,8 +69,11 @@ PACKAGES: list[tuple[str, str, list[str]]] = [
             "networking/v1",
             "authentication/v1",
             "authorization/v1",
+            "certificates/v1",
             "discovery/v1",
+            "events/v1",
             "scheduling/v1",
+            "storage/v1",
         ],
     ),
     (
@@ -94,8 +97,11 @@ SHORT_PREFIXES = (
     "k8s.io.apiextensions_apiserver.pkg.apis.",
 )
 SCALARS = frozenset(
-    "double float int32 int64 uint32 uint64 sint32 sint64 fixed32 fixed64 sfixed32 sfixed64 "
-    "bool string bytes".split()
+    {
+        *("double", "float", "bool", "string", "bytes"),
+        *("int32", "int64", "uint32", "uint64", "sint32", "sint64"),
+        *("fixed32", "fixed64", "sfixed32", "sfixed64"),
+    }
 )
 # Messages whose JSON form the decoder computes by hand; their Go types have no JSON tags.
 SPECIAL = frozenset(
@@ -109,6 +115,7 @@ SPECIAL = frozenset(
         "runtime.TypeMeta",
         "util.intstr.IntOrString",
         "api.resource.Quantity",
+        "api.resource.QuantityValue",
         "apiextensions.v1.JSON",
         "apiextensions.v1.JSONSchemaPropsOrArray",
         "apiextensions.v1.JSONSchemaPropsOrBool",
@@ -299,10 +306,6 @@ def load_package(source: Source, directory: str) -> Package:
     )
 
 
-def is_wrapper(type_name: str, wrappers: set[str]) -> bool:
-    return type_name in wrappers
-
-
 def field_entry(f: ProtoField, go: GoField | None, wrappers: set[str]) -> list[Any]:
     """The table row of one field (see the module docstring)."""
     json_name = f.name
@@ -313,16 +316,14 @@ def field_entry(f: ProtoField, go: GoField | None, wrappers: set[str]) -> list[A
         elif go.json_name == "" and f.type not in SCALARS:
             flags |= INLINE
         scalar_like = f.type in SCALARS or f.type in wrappers
-        if go.omitempty and scalar_like and not go.go_type.startswith("*"):
+        if go.omitempty and scalar_like and not f.repeated and not go.go_type.startswith("*"):
             flags |= OMIT_EMPTY
     if f.map_types is not None:
         return [json_name, "map", flags, *f.map_types]
     return [json_name, f.type, flags]
 
 
-def build_messages(
-    packages: list[Package], report: list[str]
-) -> tuple[dict[str, Any], list[str]]:
+def build_messages(packages: list[Package], report: list[str]) -> tuple[dict[str, Any], list[str]]:
     wrappers = {m.name for p in packages for m in p.messages if m.wrapper}
     table: dict[str, Any] = {}
     for package in packages:
@@ -363,9 +364,7 @@ def build(sources: dict[str, Source]) -> tuple[str, list[str]]:
         for p in packages
         if p.short.split(".")[0] not in ("runtime", "util", "api")
     }
-    origin = ", ".join(
-        f"{module}@{sources[repo].describe()}" for repo, module, _dirs in PACKAGES
-    )
+    origin = ", ".join(f"{module}@{sources[repo].describe()}" for repo, module, _dirs in PACKAGES)
     document = {
         "source": f"generated.proto and Go struct tags of {origin}",
         "groups": dict(sorted(groups.items())),

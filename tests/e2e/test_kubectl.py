@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import uuid
 
 import pytest
 import yaml
@@ -334,3 +335,22 @@ def test_delete_namespace_removes_its_contents(sandbox: RunningSandbox, namespac
     sandbox.kubectl("delete", "namespace", namespace, "--timeout=30s")
     assert sandbox.kubectl("get", "ns", namespace, check=False).returncode != 0
     assert "No resources" in sandbox.kubectl("get", "deploy", "-n", namespace).stderr
+
+
+def test_typed_create_commands_and_scale(sandbox: RunningSandbox) -> None:
+    """These kubectl commands send protobuf bodies; the sandbox decodes them."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    sandbox.kubectl("create", "namespace", name)
+    sandbox.kubectl("create", "configmap", "c", "--from-literal=a=b", "-n", name)
+    sandbox.kubectl("create", "secret", "generic", "s", "--from-literal=k=v", "-n", name)
+    sandbox.kubectl("create", "deployment", "web", "--image=nginx:1.27", "--replicas=2", "-n", name)
+    sandbox.kubectl("scale", "deployment", "web", "--replicas=4", "-n", name)
+    assert (
+        sandbox.kubectl(
+            "get", "deploy", "web", "-n", name, "-o", "jsonpath={.spec.replicas}"
+        ).stdout
+        == "4"
+    )
+    secret = json.loads(sandbox.kubectl("get", "secret", "s", "-n", name, "-o", "json").stdout)
+    assert secret["data"] == {"k": "dg=="} and secret["type"] == "Opaque"
+    assert sandbox.kubectl("get", "cm", "c", "-n", name, "-o", "jsonpath={.data.a}").stdout == "b"

@@ -34,6 +34,13 @@ from meshcanary.sandbox.tls import Certificates
 
 NAME_PATTERN = re.compile(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?")
 START_TIMEOUT = 20.0
+SERVER_ENVIRONMENT = {
+    "PYTHONUNBUFFERED": "1",
+    # glibc raises its mmap threshold after large frees, after which multi-megabyte LIST bodies
+    # come from the heap and are never returned to the OS: fix it at 256 KiB.
+    "MALLOC_MMAP_THRESHOLD_": "262144",
+    "MALLOC_TRIM_THRESHOLD_": "1048576",
+}
 STOP_TIMEOUT = 10.0
 
 
@@ -204,7 +211,7 @@ class Sandbox:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, **SERVER_ENVIRONMENT},
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

@@ -22,10 +22,14 @@ async def ensure_system_objects(cluster: Cluster) -> None:
             await cluster.create(namespaces, "", {"metadata": {"name": name}}, OPTIONS)
     if cluster.store.get(services.storage_key, "default", "kubernetes") is None:
         service = {
-            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver",
-                                                          "provider": "kubernetes"}},
-            "spec": {"clusterIP": "10.96.0.1",
-                     "ports": [{"name": "https", "port": 443, "targetPort": 6443}]},
+            "metadata": {
+                "name": "kubernetes",
+                "labels": {"component": "apiserver", "provider": "kubernetes"},
+            },
+            "spec": {
+                "clusterIP": "10.96.0.1",
+                "ports": [{"name": "https", "port": 443, "targetPort": 6443}],
+            },
         }
         try:
             await cluster.create(services, "default", service, OPTIONS)

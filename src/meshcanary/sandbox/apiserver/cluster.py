@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import yaml
 
 from meshcanary.sandbox.apiserver import (
+    bodies,
     defaults,
     errors,
     metadata,
@@ -109,10 +109,18 @@ class Cluster:
         namespace: str | None,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        at: int | None = None,
     ) -> builtins.list[Entry]:
-        """Matching entries, sorted by namespace and name (raises 400 on a bad selector)."""
+        """Matching entries, sorted by namespace and name (raises 400 on a bad selector).
+
+        With `at`, the entries as they were at that resourceVersion (410 when it is older than
+        the event log): what a continued LIST must return to stay a consistent snapshot.
+        """
         labels, fields = self.parse_selectors(rt, label_selector, field_selector)
-        entries = self.store.list(rt.storage_key, namespace)
+        if at is None:
+            entries = self.store.list(rt.storage_key, namespace)
+        else:
+            entries = self._list_at(rt, namespace, at)
         if labels.is_empty() and not field_selector:
             return entries
         return [
@@ -120,6 +128,28 @@ class Cluster:
             for e in entries
             if labels.matches(e.obj["metadata"].get("labels")) and fields.matches(e.obj)
         ]
+
+    def _list_at(self, rt: ResourceType, namespace: str | None, rv: int) -> builtins.list[Entry]:
+        """The stored entries as of `rv`: today's, with every later event undone."""
+        events = self.store.events_since(rt.storage_key, rv)
+        if events is None:
+            raise errors.gone(
+                "The provided continue parameter is too old to display a consistent list result."
+                " You can start a new list without the continue parameter."
+            )
+        current = {
+            (e.obj["metadata"].get("namespace", ""), e.obj["metadata"]["name"]): e
+            for e in self.store.list(rt.storage_key, namespace)
+        }
+        for event in reversed(events):
+            if namespace is not None and event.namespace != namespace:
+                continue
+            key = (event.namespace, event.entry.obj["metadata"]["name"])
+            if event.previous is None:
+                current.pop(key, None)
+            else:
+                current[key] = event.previous
+        return [current[key] for key in sorted(current)]
 
     @staticmethod
     def parse_selectors(
@@ -142,8 +172,14 @@ class Cluster:
     # -- create ------------------------------------------------------------------------------
 
     async def create(
-        self, rt: ResourceType, namespace: str, body: Any, opts: WriteOptions
+        self,
+        rt: ResourceType,
+        namespace: str,
+        body: Any,
+        opts: WriteOptions,
+        operation: str = "Update",
     ) -> WriteResult:
+        """Create an object; `operation` names the managedFields entry ("Apply" for SSA)."""
         obj = self._check_body(rt, namespace, body)
         meta = _meta(obj)
         if not meta.get("name") and meta.get("generateName"):
@@ -170,7 +206,7 @@ class Cluster:
         warnings = self._prepare(rt, obj, None, opts)
         self._initialize(rt, obj)
         metadata.record_manager(
-            obj, opts.field_manager or "unknown", "Update", body, rt.api_version
+            obj, opts.field_manager or "unknown", operation, body, rt.api_version
         )
         obj = await self._admit("CREATE", rt, obj, None, opts.dry_run)
         if opts.dry_run:
@@ -357,15 +393,12 @@ class Cluster:
             raise errors.bad_request(
                 "PATCH, fieldManager: Required value: is required for apply patch"
             )
-        try:
-            applied = yaml.safe_load(raw.decode())
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise errors.bad_request(f"error decoding YAML: {exc}") from None
+        applied = bodies.decode_yaml(raw)
         if not isinstance(applied, dict):
             raise errors.bad_request("an apply patch must be an object")
         if current is None:
             _meta(applied).setdefault("name", name)
-            result = await self.create(rt, namespace, applied, opts)
+            result = await self.create(rt, namespace, applied, opts, operation="Apply")
             return result
         base = self.present(rt, current.obj)
         if rt.is_custom or not patching.strategic_merge_supported(rt.api_version, rt.kind):
@@ -411,9 +444,11 @@ class Cluster:
                 new_meta[key] = old_meta[key]
             else:
                 new_meta.pop(key, None)
+        _check_no_new_finalizers(rt, old_meta, new_meta)
         warnings: list[str] = []
         if subresource != "status":
             warnings = self._prepare(rt, new, old, opts)
+            new_meta = _meta(new)  # custom resources are re-built by pruning and defaulting
         if metadata.keeps_generation(rt.group, rt.is_custom):
             generation = int(old_meta.get("generation", 1))
             new_meta["generation"] = generation + (1 if metadata.spec_changed(old, new) else 0)
@@ -478,6 +513,12 @@ class Cluster:
             obj.clear()
             obj.update(pruned_obj)
             issues = [(i.path, i.message) for i in schema.validate(obj, rt.schema)]
+        elif (
+            old is not None and rt.storage_key != NAMESPACES and not metadata.spec_changed(old, obj)
+        ):
+            # A metadata-only write (label, annotation, finalizer): the stored spec was
+            # defaulted and validated when it was written, and defaulting is idempotent.
+            issues = []
         else:
             defaults.apply_defaults(obj, rt.api_version, rt.kind)
             issues = validation.validate_builtin(obj, rt.api_version, rt.kind, old)
@@ -627,6 +668,29 @@ def _spec_finalizers(rt: ResourceType, obj: dict[str, Any]) -> builtins.list[Any
     if rt.storage_key != NAMESPACES:
         return []
     return list((obj.get("spec") or {}).get("finalizers") or [])
+
+
+def _check_no_new_finalizers(
+    rt: ResourceType, old_meta: dict[str, Any], new_meta: dict[str, Any]
+) -> None:
+    """An object being deleted may lose finalizers but gain none (ValidateNoNewFinalizers)."""
+    if not old_meta.get("deletionTimestamp"):
+        return
+    added = sorted(set(new_meta.get("finalizers") or []) - set(old_meta.get("finalizers") or []))
+    if added:
+        found = "[]string{" + ", ".join(f'"{f}"' for f in added) + "}"
+        raise errors.invalid(
+            rt.kind,
+            rt.group,
+            str(old_meta.get("name", "")),
+            [
+                (
+                    "metadata.finalizers",
+                    "Forbidden: no new finalizers can be added if the object is being deleted,"
+                    f" found new finalizers {found}",
+                )
+            ],
+        )
 
 
 def _crd_status(crd: dict[str, Any]) -> dict[str, Any]:

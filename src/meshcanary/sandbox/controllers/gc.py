@@ -44,8 +44,9 @@ class GarbageCollector(Controller):
 
     async def handle(self, event: Event) -> None:
         obj = event.entry.obj
-        if event.previous is not None:
-            self._unindex(event.skey, event.previous)
+        old = event.old
+        if old is not None:
+            self._unindex(event.skey, old)
         if event.type == "DELETED":
             await self._owner_gone(obj["metadata"].get("uid", ""))
             await self._recheck_owners(obj)

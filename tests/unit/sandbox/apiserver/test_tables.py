@@ -6,7 +6,6 @@ apiextensions-apiserver's table convertor produce for the same objects.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -1154,28 +1153,3 @@ def test_custom_resource_without_printer_columns_shows_age() -> None:
     assert [(c["name"], c["type"]) for c in definitions] == [("Name", "string"), ("Age", "date")]
     assert definitions[1]["description"].startswith("CreationTimestamp is a timestamp")
     assert build_table(rt, [ROLLOUT], now=NOW)["rows"][0]["cells"] == ["istiod-canary", "120m"]
-
-
-# --- performance ------------------------------------------------------------------------------
-
-
-def best_build_seconds(rt: ResourceType, objects: list[dict[str, Any]]) -> float:
-    """The best of three builds of the table, in CPU seconds (robust to busy CI machines)."""
-    timings = []
-    for _ in range(3):
-        start = time.process_time()
-        build_table(rt, objects, now=NOW)
-        timings.append(time.process_time() - start)
-    return min(timings)
-
-
-def test_ten_thousand_pods_render_quickly() -> None:
-    crashing = waiting("app", "CrashLoopBackOff", restarts=5)
-    crashing["lastState"] = {"terminated": {"exitCode": 1, "finishedAt": ago(minutes=5)}}
-    pods = [pod([crashing, running("istio-proxy")]) for _ in range(10_000)]
-    assert best_build_seconds(builtin("pods"), pods) < 0.3
-
-
-def test_ten_thousand_custom_resources_render_quickly() -> None:
-    rollouts = [ROLLOUT] * 10_000
-    assert best_build_seconds(custom(*ROLLOUT_COLUMNS), rollouts) < 0.3
