@@ -69,6 +69,12 @@ def up(
     port: int = typer.Option(0, "--port", min=0, max=65535, help="Port (0 picks a free one)."),
     address: str = typer.Option("127.0.0.1", "--address", help="Address to listen on."),
     foreground: bool = typer.Option(False, "--foreground", help="Run in this terminal (debug)."),
+    nodes: int | None = typer.Option(None, "--nodes", help="Simulated nodes (default 3)."),
+    pod_ready_delay: float | None = typer.Option(
+        None,
+        "--pod-ready-delay",
+        help="Seconds from Running to Ready (default 0.1).",
+    ),
 ) -> None:
     """Start a sandbox (harmless when it already runs) and write its kubeconfig."""
     from meshcanary.sandbox import runtime
@@ -76,7 +82,13 @@ def up(
     _check_host(address)
     with _user_errors():
         sandbox = runtime.Sandbox.named(name)
+        sandbox.update_settings(nodes=nodes, pod_ready_delay=pod_ready_delay)
         status = sandbox.status()
+        if status.state is runtime.State.RUNNING and (nodes or pod_ready_delay is not None):
+            typer.echo(
+                "new settings apply at the next start: run `meshcanary sandbox down` then `up`",
+                err=True,
+            )
         if status.state is runtime.State.RUNNING:
             assert status.port is not None
             typer.echo(f"sandbox {name!r} is already running")

@@ -30,6 +30,7 @@ def run(sandbox: runtime.Sandbox, host: str, port: int) -> None:
         host=host,
         port=sock.getsockname()[1],
         tls=sandbox.certificates.server_context(),
+        settings=sandbox.settings(),
     )
 
     def ready(bound: int) -> None:

@@ -23,13 +23,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from meshcanary.sandbox.settings import Settings
 from meshcanary.sandbox.tls import Certificates
 
 NAME_PATTERN = re.compile(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?")
@@ -101,6 +102,28 @@ class Sandbox:
     @property
     def log(self) -> Path:
         return self.root / "server.log"
+
+    @property
+    def settings_file(self) -> Path:
+        return self.root / "settings.json"
+
+    def settings(self) -> Settings:
+        try:
+            return Settings.load(self.settings_file)
+        except (ValueError, TypeError) as exc:
+            raise SandboxError(f"{self.settings_file}: {exc}") from None
+
+    def update_settings(self, **changes: Any) -> Settings:
+        """Merge `changes` (None values ignored) into the stored settings."""
+        current = asdict(self.settings())
+        current.update({k: v for k, v in changes.items() if v is not None})
+        try:
+            settings = Settings.from_mapping(current)
+        except (ValueError, TypeError) as exc:
+            raise SandboxError(str(exc)) from None
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.settings_file.write_text(settings.to_json())
+        return settings
 
     @property
     def certificates(self) -> Certificates:

@@ -15,7 +15,7 @@ import signal
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
@@ -23,7 +23,10 @@ from aiohttp import web
 from meshcanary.sandbox.apiserver import bootstrap, http
 from meshcanary.sandbox.apiserver.cluster import Cluster
 from meshcanary.sandbox.apiserver.store import Store
+from meshcanary.sandbox.clock import RealClock
 from meshcanary.sandbox.controllers import manager
+from meshcanary.sandbox.controllers.base import Context
+from meshcanary.sandbox.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 0
     tls: ssl.SSLContext | None = None
+    settings: Settings = field(default_factory=Settings)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -64,7 +68,7 @@ async def serve(
     await runner.setup()
     site = web.SockSite(runner, sock, ssl_context=config.tls)
     await site.start()
-    controllers = manager.start(cluster)
+    controllers = manager.start(cluster, Context(config.settings, RealClock()))
     stop = stop or _signal_event()
     port = sock.getsockname()[1]
     log.info("serving on %s:%d", config.host, port)

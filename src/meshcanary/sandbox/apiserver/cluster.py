@@ -14,6 +14,7 @@ import builtins
 import ipaddress
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -574,6 +575,9 @@ class Cluster:
         await self._admit("DELETE", rt, obj, current.obj, dry_run)
         if dry_run:
             return WriteResult(self.present(rt, obj))
+        grace = _graceful_seconds(rt, current.obj, options)
+        if grace:
+            return self._terminate_gracefully(rt, obj, current.obj, grace)
         if not finalizers and not _spec_finalizers(rt, obj):
             entry = self._remove(rt, namespace, name, obj)
             return WriteResult(self.present(rt, entry.obj))
@@ -585,6 +589,20 @@ class Cluster:
         if not finalizers:
             meta.pop("finalizers", None)
         entry = self._put(rt, namespace, name, obj)
+        return WriteResult(self.present(rt, entry.obj))
+
+    def _terminate_gracefully(
+        self, rt: ResourceType, obj: dict[str, Any], current: dict[str, Any], grace: int
+    ) -> WriteResult:
+        """A running pod is marked and left to its kubelet, which removes it when stopped."""
+        meta = obj["metadata"]
+        marked = current["metadata"].get("deletionGracePeriodSeconds")
+        if meta.get("deletionTimestamp") and marked is not None and marked <= grace:
+            return WriteResult(self.present(rt, current))
+        deadline = datetime.now(UTC) + timedelta(seconds=grace)
+        meta["deletionTimestamp"] = metadata.now_rfc3339(deadline)
+        meta["deletionGracePeriodSeconds"] = grace
+        entry = self._put(rt, meta.get("namespace", ""), meta["name"], obj)
         return WriteResult(self.present(rt, entry.obj))
 
     async def finalize_namespace(self, name: str) -> None:
@@ -661,6 +679,24 @@ class Cluster:
             if rt.namespaced and rt.storage_key not in seen:
                 seen.add(rt.storage_key)
                 yield rt
+
+
+def _graceful_seconds(rt: ResourceType, pod: dict[str, Any], options: dict[str, Any]) -> int:
+    """The grace period of a pod deletion; 0 when the pod can go at once (unscheduled,
+    finished, or deleted with gracePeriodSeconds=0)."""
+    if rt.storage_key != "/pods":
+        return 0
+    if not (pod.get("spec") or {}).get("nodeName"):
+        return 0
+    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return 0
+    requested = options.get("gracePeriodSeconds")
+    if requested is None:
+        requested = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+    try:
+        return max(0, int(requested))
+    except (TypeError, ValueError):
+        raise errors.bad_request(f"invalid gracePeriodSeconds {requested!r}") from None
 
 
 def _spec_finalizers(rt: ResourceType, obj: dict[str, Any]) -> builtins.list[Any]:

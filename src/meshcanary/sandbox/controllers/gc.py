@@ -17,7 +17,7 @@ from meshcanary.sandbox.apiserver import cluster as verbs
 from meshcanary.sandbox.apiserver.cluster import Cluster, WriteOptions
 from meshcanary.sandbox.apiserver.registry import ResourceType
 from meshcanary.sandbox.apiserver.store import Event
-from meshcanary.sandbox.controllers.base import Controller
+from meshcanary.sandbox.controllers.base import Context, Controller
 
 Ref = tuple[str, str, str]
 GC_OPTIONS = WriteOptions(field_manager="generic-garbage-collector")
@@ -26,8 +26,8 @@ GC_OPTIONS = WriteOptions(field_manager="generic-garbage-collector")
 class GarbageCollector(Controller):
     """Deletes or orphans dependents as their owners go away."""
 
-    def __init__(self, cluster: Cluster) -> None:
-        super().__init__(cluster)
+    def __init__(self, cluster: Cluster, context: Context | None = None) -> None:
+        super().__init__(cluster, context)
         self._dependents: dict[str, set[Ref]] = {}
         self._uids: dict[str, Ref] = {}
 

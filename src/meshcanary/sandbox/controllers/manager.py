@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 
 from meshcanary.sandbox.apiserver.cluster import Cluster
-from meshcanary.sandbox.controllers.base import Controller
+from meshcanary.sandbox.controllers.base import Context, Controller
 from meshcanary.sandbox.controllers.crds import CrdCleanup
 from meshcanary.sandbox.controllers.gc import GarbageCollector
 from meshcanary.sandbox.controllers.namespaces import NamespaceController
@@ -20,9 +20,11 @@ CONTROLLERS: tuple[type[Controller], ...] = (
 )
 
 
-def start(cluster: Cluster) -> list[asyncio.Task[None]]:
+def start(cluster: Cluster, context: Context | None = None) -> list[asyncio.Task[None]]:
+    """Start every controller; each runs until its task is cancelled by `stop()`."""
+    context = context or Context()
     return [
-        asyncio.create_task(controller(cluster).run(), name=controller.__name__)
+        asyncio.create_task(controller(cluster, context).run(), name=controller.__name__)
         for controller in CONTROLLERS
     ]
 

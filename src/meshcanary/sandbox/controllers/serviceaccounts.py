@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshcanary.sandbox.apiserver.cluster import NAMESPACES, Cluster, WriteOptions
+from meshcanary.sandbox.apiserver.cluster import NAMESPACES, WriteOptions
 from meshcanary.sandbox.apiserver.store import Event
 from meshcanary.sandbox.controllers.base import Controller
 
@@ -17,9 +17,6 @@ OPTIONS = WriteOptions(field_manager="kube-controller-manager")
 
 
 class ServiceAccountController(Controller):
-    def __init__(self, cluster: Cluster) -> None:
-        super().__init__(cluster)
-
     async def resync(self) -> None:
         for entry in self.cluster.store.list(NAMESPACES):
             await self._ensure(entry.obj)
