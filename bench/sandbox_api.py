@@ -48,15 +48,20 @@ def pod(namespace: str, i: int) -> dict[str, Any]:
             "name": f"web-{i:05d}",
             "namespace": namespace,
             "labels": {"app": "web", "shard": str(i % 10), "security.istio.io/tlsMode": "istio"},
-            "annotations": {"istio.io/rev": "cp-v115x.istio-system",
-                            "sidecar.istio.io/status": '{"revision":"cp-v115x.istio-system"}'},
+            "annotations": {
+                "istio.io/rev": "cp-v115x.istio-system",
+                "sidecar.istio.io/status": '{"revision":"cp-v115x.istio-system"}',
+            },
         },
         "spec": {
             "containers": [
                 {"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}]},
-                {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.15.3",
-                 "args": ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local"],
-                 "env": [{"name": "ISTIO_META_CLUSTER_ID", "value": "Kubernetes"}]},
+                {
+                    "name": "istio-proxy",
+                    "image": "docker.io/istio/proxyv2:1.15.3",
+                    "args": ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local"],
+                    "env": [{"name": "ISTIO_META_CLUSTER_ID", "value": "Kubernetes"}],
+                },
             ],
             "initContainers": [{"name": "istio-init", "image": "docker.io/istio/proxyv2:1.15.3"}],
         },
@@ -76,12 +81,17 @@ class Bench:
 
     def session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(ssl=self.ssl, limit=64)
-        return aiohttp.ClientSession(self.server, headers=self.headers, connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=600))
+        return aiohttp.ClientSession(
+            self.server,
+            headers=self.headers,
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=600),
+        )
 
 
-async def _timed_get(session: aiohttp.ClientSession, path: str, headers: dict[str, str] | None,
-                     runs: int) -> list[float]:
+async def _timed_get(
+    session: aiohttp.ClientSession, path: str, headers: dict[str, str] | None, runs: int
+) -> list[float]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -92,8 +102,9 @@ async def _timed_get(session: aiohttp.ClientSession, path: str, headers: dict[st
     return times
 
 
-async def _throughput(session: aiohttp.ClientSession, requests: list[tuple[str, str, bytes,
-                                                                            str]]) -> float:
+async def _throughput(
+    session: aiohttp.ClientSession, requests: list[tuple[str, str, bytes, str]]
+) -> float:
     queue: asyncio.Queue[tuple[str, str, bytes, str]] = asyncio.Queue()
     for item in requests:
         queue.put_nowait(item)
@@ -101,8 +112,9 @@ async def _throughput(session: aiohttp.ClientSession, requests: list[tuple[str, 
     async def worker() -> None:
         while not queue.empty():
             method, path, body, content_type = queue.get_nowait()
-            async with session.request(method, path, data=body,
-                                       headers={"Content-Type": content_type}) as response:
+            async with session.request(
+                method, path, data=body, headers={"Content-Type": content_type}
+            ) as response:
                 await response.read()
                 assert response.status in (200, 201), response.status
 
@@ -121,8 +133,10 @@ async def _watch_latency(bench: Bench, session: aiohttp.ClientSession, events: i
 
     async def watcher() -> None:
         nonlocal connected
-        async with bench.session() as own, own.get(
-                f"/api/v1/namespaces/bench-0/pods?watch=true&resourceVersion={rv}") as response:
+        async with (
+            bench.session() as own,
+            own.get(f"/api/v1/namespaces/bench-0/pods?watch=true&resourceVersion={rv}") as response,
+        ):
             connected += 1
             if connected == WATCHERS:
                 ready.set()
@@ -143,9 +157,11 @@ async def _watch_latency(bench: Bench, session: aiohttp.ClientSession, events: i
         marker = str(seq)
         body = orjson.dumps({"metadata": {"annotations": {"bench/seq": marker}}})
         sent[marker] = time.perf_counter()
-        async with session.patch(f"/api/v1/namespaces/bench-0/pods/web-{seq % 1000:05d}",
-                                 data=body,
-                                 headers={"Content-Type": "application/merge-patch+json"}) as r:
+        async with session.patch(
+            f"/api/v1/namespaces/bench-0/pods/web-{seq % 1000:05d}",
+            data=body,
+            headers={"Content-Type": "application/merge-patch+json"},
+        ) as r:
             await r.read()
         await asyncio.sleep(0.005)
     await asyncio.wait_for(asyncio.gather(*tasks), 60)
@@ -171,33 +187,51 @@ async def run(kubeconfig: Path, pid: int, pods: int) -> dict[str, float]:
     async with bench.session() as session:
         namespaces = max(1, pods // 1000)
         for n in range(namespaces):
-            body = orjson.dumps({"apiVersion": "v1", "kind": "Namespace",
-                                 "metadata": {"name": f"bench-{n}"}})
-            async with session.post("/api/v1/namespaces", data=body,
-                                    headers={"Content-Type": "application/json"}) as r:
+            body = orjson.dumps(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"bench-{n}"}}
+            )
+            async with session.post(
+                "/api/v1/namespaces", data=body, headers={"Content-Type": "application/json"}
+            ) as r:
                 await r.read()
-        creates = [("POST", f"/api/v1/namespaces/bench-{i % namespaces}/pods",
-                    orjson.dumps(pod(f"bench-{i % namespaces}", i // namespaces)),
-                    "application/json") for i in range(pods)]
+        creates = [
+            (
+                "POST",
+                f"/api/v1/namespaces/bench-{i % namespaces}/pods",
+                orjson.dumps(pod(f"bench-{i % namespaces}", i // namespaces)),
+                "application/json",
+            )
+            for i in range(pods)
+        ]
         figures["create_per_s"] = await _throughput(session, creates)
         figures["rss_after_load_mb"] = _memory(pid)[0]
 
         table = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"}
-        figures["list_json_ms"] = statistics.median(await _timed_get(session, "/api/v1/pods",
-                                                                     None, 15))
+        figures["list_json_ms"] = statistics.median(
+            await _timed_get(session, "/api/v1/pods", None, 15)
+        )
         figures["rss_after_list_json_mb"] = _memory(pid)[0]
-        figures["list_table_ms"] = statistics.median(await _timed_get(session, "/api/v1/pods",
-                                                                      table, 15))
+        figures["list_table_ms"] = statistics.median(
+            await _timed_get(session, "/api/v1/pods", table, 15)
+        )
         figures["rss_after_list_table_mb"] = _memory(pid)[0]
-        figures["list_selector_ms"] = statistics.median(await _timed_get(
-            session, "/api/v1/pods?labelSelector=shard%3D3", None, 15))
-        figures["get_ms"] = statistics.median(await _timed_get(
-            session, "/api/v1/namespaces/bench-0/pods/web-00001", None, 500))
+        figures["list_selector_ms"] = statistics.median(
+            await _timed_get(session, "/api/v1/pods?labelSelector=shard%3D3", None, 15)
+        )
+        figures["get_ms"] = statistics.median(
+            await _timed_get(session, "/api/v1/namespaces/bench-0/pods/web-00001", None, 500)
+        )
 
-        patches = [("PATCH", f"/api/v1/namespaces/bench-{i % namespaces}/pods/"
-                    f"web-{(i // namespaces) % 1000:05d}",
-                    orjson.dumps({"metadata": {"labels": {"round": str(i)}}}),
-                    "application/merge-patch+json") for i in range(3000)]
+        patches = [
+            (
+                "PATCH",
+                f"/api/v1/namespaces/bench-{i % namespaces}/pods/"
+                f"web-{(i // namespaces) % 1000:05d}",
+                orjson.dumps({"metadata": {"labels": {"round": str(i)}}}),
+                "application/merge-patch+json",
+            )
+            for i in range(3000)
+        ]
         figures["writes_per_s"] = await _throughput(session, patches)
 
         figures["rss_after_writes_mb"] = _memory(pid)[0]
@@ -214,17 +248,26 @@ def main() -> None:
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="meshcanary-bench-"))
     env = {**os.environ, "MESHCANARY_HOME": str(home)}
-    subprocess.run([sys.executable, "-m", "meshcanary.cli", "sandbox", "up", "--name", "bench"],
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "meshcanary.cli", "sandbox", "up", "--name", "bench"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     sandbox_dir = home / "sandboxes" / "bench"
     pid = json.loads((sandbox_dir / "server.json").read_text())["pid"]
     try:
         figures = asyncio.run(run(sandbox_dir / "kubeconfig", pid, args.pods))
     finally:
-        subprocess.run([sys.executable, "-m", "meshcanary.cli", "sandbox", "down", "--name",
-                        "bench"], env=env, capture_output=True)
-    print(f"sandbox API benchmark: {args.pods} pods, {CONCURRENCY} concurrent writers,"
-          f" {WATCHERS} watchers")
+        subprocess.run(
+            [sys.executable, "-m", "meshcanary.cli", "sandbox", "down", "--name", "bench"],
+            env=env,
+            capture_output=True,
+        )
+    print(
+        f"sandbox API benchmark: {args.pods} pods, {CONCURRENCY} concurrent writers,"
+        f" {WATCHERS} watchers"
+    )
     for key, value in figures.items():
         target = TARGETS.get(key)
         verdict = ""

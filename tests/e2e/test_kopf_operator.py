@@ -8,7 +8,6 @@ a finalizer until its delete handler has run, and posts Events with generated na
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -80,18 +79,6 @@ def canary_crd(api: ApiClient) -> Iterator[None]:
     extensions.create_custom_resource_definition(CANARY_CRD)
     yield
     extensions.delete_custom_resource_definition(CANARY_CRD["metadata"]["name"])
-
-
-@pytest.fixture
-def namespace(api: ApiClient) -> str:
-    """A fresh namespace, created through the Python client.
-
-    Overrides the conftest fixture, whose `kubectl create namespace` sends protobuf, which the
-    sandbox does not decode yet.
-    """
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    client.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
-    return name
 
 
 @pytest.fixture

@@ -111,7 +111,13 @@ def test_merge_patch_result_shares_nothing_with_inputs() -> None:
     assert patch == {"new": {"y": [2]}}
 
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
 keys = st.sampled_from(["a", "b", "c", "d", "metadata", "spec", "x.y/z"]) | st.text(max_size=4)
 
 
