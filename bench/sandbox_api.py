@@ -178,7 +178,7 @@ def _memory(pid: int) -> tuple[float, float]:
 
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def run(kubeconfig: Path, pid: int, pods: int) -> dict[str, float]:
