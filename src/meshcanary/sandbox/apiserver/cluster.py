@@ -45,10 +45,22 @@ PATCH_STRATEGIC = "application/strategic-merge-patch+json"
 PATCH_APPLY = "application/apply-patch+yaml"
 PATCH_APPLY_CBOR = "application/apply-patch+cbor"
 
+
+@dataclass(frozen=True)
+class AdmissionAttributes:
+    """What admission sees of a request besides the objects: the subresource written (rules
+    match `pods/status` apart from `pods`) and the request's options as an AdmissionReview
+    carries them (`CreateOptions`, `UpdateOptions`, `PatchOptions`, `DeleteOptions`)."""
+
+    subresource: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+
 Admission = Callable[
-    [str, ResourceType, dict[str, Any], dict[str, Any] | None, bool], Awaitable[dict[str, Any]]
+    [str, ResourceType, dict[str, Any], dict[str, Any] | None, bool, AdmissionAttributes],
+    Awaitable[dict[str, Any]],
 ]
-"""(operation, type, new object, old object, dry run) -> the object, possibly mutated."""
+"""(operation, type, new object, old object, dry run, attributes) -> the object, maybe mutated."""
 
 
 @dataclass
@@ -209,7 +221,8 @@ class Cluster:
         metadata.record_manager(
             obj, opts.field_manager or "unknown", operation, body, rt.api_version
         )
-        obj = await self._admit("CREATE", rt, obj, None, opts.dry_run)
+        kind = "PatchOptions" if operation == "Apply" else "CreateOptions"
+        obj = await self._admit("CREATE", rt, obj, None, opts.dry_run, _attributes(kind, opts))
         if opts.dry_run:
             return WriteResult(self.present(rt, obj), warnings, created=True)
         entry = self._put(rt, namespace, name, obj)
@@ -455,7 +468,8 @@ class Cluster:
             new_meta["generation"] = generation + (1 if metadata.spec_changed(old, new) else 0)
         if rt.storage_key == CRDS:
             new["status"] = _crd_status(new)
-        new = await self._admit("UPDATE", rt, new, old, opts.dry_run)
+        attributes = _attributes("UpdateOptions", opts, subresource)
+        new = await self._admit("UPDATE", rt, new, old, opts.dry_run, attributes)
         if _same(old, new):
             return WriteResult(self.present(rt, old), warnings)
         if opts.dry_run:
@@ -536,9 +550,10 @@ class Cluster:
         obj: dict[str, Any],
         old: dict[str, Any] | None,
         dry_run: bool,
+        attributes: AdmissionAttributes,
     ) -> dict[str, Any]:
         for plugin in self.admission:
-            obj = await plugin(operation, rt, obj, old, dry_run)
+            obj = await plugin(operation, rt, obj, old, dry_run, attributes)
         return obj
 
     # -- delete ------------------------------------------------------------------------------
@@ -572,7 +587,8 @@ class Cluster:
                 finalizers.append(FOREGROUND_FINALIZER)
         if rt.storage_key == NAMESPACES:
             obj.setdefault("status", {})["phase"] = "Terminating"
-        await self._admit("DELETE", rt, obj, current.obj, dry_run)
+        attributes = AdmissionAttributes(options=_review_options("DeleteOptions", dry_run, options))
+        await self._admit("DELETE", rt, obj, current.obj, dry_run, attributes)
         if dry_run:
             return WriteResult(self.present(rt, obj))
         grace = _graceful_seconds(rt, current.obj, options)
@@ -679,6 +695,19 @@ class Cluster:
             if rt.namespaced and rt.storage_key not in seen:
                 seen.add(rt.storage_key)
                 yield rt
+
+
+def _attributes(kind: str, opts: WriteOptions, subresource: str = "") -> AdmissionAttributes:
+    fields = {"fieldManager": opts.field_manager} if opts.field_manager else {}
+    return AdmissionAttributes(subresource, _review_options(kind, opts.dry_run, fields))
+
+
+def _review_options(kind: str, dry_run: bool, fields: dict[str, Any]) -> dict[str, Any]:
+    """A request's options as an AdmissionReview carries them: `kind` of meta.k8s.io/v1."""
+    options = {**fields, "kind": kind, "apiVersion": "meta.k8s.io/v1"}
+    if dry_run:
+        options["dryRun"] = ["All"]
+    return options
 
 
 def _graceful_seconds(rt: ResourceType, pod: dict[str, Any], options: dict[str, Any]) -> int:

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import hmac
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +46,11 @@ LIST_CHUNK = 256 * 1024
 CLUSTER_KEY = web.AppKey("cluster", verbs.Cluster)
 TOKEN_KEY = web.AppKey("token", str)
 HOOKS_KEY = web.AppKey("request_hooks", list)
+TARGET_HOOKS_KEY = web.AppKey("target_hooks", list)
+"""Awaited as `hook(request, target)` once a resource request is resolved (fault injection):
+a hook may delay, raise an `ApiError`, or set `WATCH_CUTOFF_KEY`."""
+WATCH_CUTOFF_KEY = web.RequestKey("watch_cutoff", float)
+"""Seconds after which this request's watch stream ends, as when an apiserver restarts."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ def create_app(cluster: verbs.Cluster, token: str) -> web.Application:
     app[CLUSTER_KEY] = cluster
     app[TOKEN_KEY] = token
     app[HOOKS_KEY] = []
+    app[TARGET_HOOKS_KEY] = []
     app.router.add_route("*", "/{tail:.*}", _dispatch)
     return app
 
@@ -72,7 +79,11 @@ def create_app(cluster: verbs.Cluster, token: str) -> web.Application:
 
 
 def _status_response(error: errors.ApiError) -> web.Response:
-    return web.Response(body=orjson.dumps(error.status()), status=error.code, content_type=JSON)
+    response = web.Response(body=orjson.dumps(error.status()), status=error.code, content_type=JSON)
+    retry_after = (error.details or {}).get("retryAfterSeconds")
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 @web.middleware
@@ -126,6 +137,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     handler = _HANDLERS.get((request.method, bool(target.name)))
     if handler is None:
         raise errors.method_not_allowed(request.method, path)
+    for hook in request.app[TARGET_HOOKS_KEY]:
+        await hook(request, target)
     return await handler(request, cluster, target)
 
 
@@ -552,7 +565,7 @@ async def _watch(
     labels, fields = cluster.parse_selectors(
         rt, query.get("labelSelector"), query.get("fieldSelector")
     )
-    timeout = _timeout(query.get("timeoutSeconds"))
+    timeout = min(_timeout(query.get("timeoutSeconds")), request.get(WATCH_CUTOFF_KEY, math.inf))
     bookmarks = query.get("allowWatchBookmarks") == "true"
     as_table = _wants_table(request)
     subscription = cluster.store.subscribe(rt.storage_key)

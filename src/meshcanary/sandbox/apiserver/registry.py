@@ -271,6 +271,8 @@ BUILTINS: tuple[ResourceType, ...] = (
         categories=ALL,
         status=True,
     ),
+    # The sandbox's own fault injection (sandbox/faults.py): served with no CRD to install.
+    _builtin("sandbox.meshcanary.io", "v1", "faults", "Fault", namespaced=False),
 )
 
 

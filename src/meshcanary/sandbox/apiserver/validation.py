@@ -418,6 +418,8 @@ def _validate_pod_update(new: Obj, old: Obj, errs: _Errors) -> None:
         errs.forbidden("spec.tolerations", msg)
         return
     munged["tolerations"] = old.get("tolerations")
+    if not old.get("nodeName"):  # binding: the sandbox's scheduler sets nodeName by an update
+        munged["nodeName"] = old.get("nodeName")
     old_grace = old.get("terminationGracePeriodSeconds")
     if (
         type(old_grace) is int
