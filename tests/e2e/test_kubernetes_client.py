@@ -340,9 +340,14 @@ def test_generate_name(core: client.CoreV1Api, namespace: str) -> None:
 
 
 def test_pod_defaults_status_and_field_selectors(core: client.CoreV1Api, namespace: str) -> None:
+    # No node matches this selector: the sandbox's scheduler and kubelet leave the pods alone,
+    # so this test alone writes their status.
+    nowhere = {"example.com/no-such-node": "true"}
     pod = client.V1Pod(
         metadata=client.V1ObjectMeta(name="web", labels={"app": "web"}),
-        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="nginx:1.27")]),
+        spec=client.V1PodSpec(
+            containers=[client.V1Container(name="c", image="nginx:1.27")], node_selector=nowhere
+        ),
     )
     created = core.create_namespaced_pod(namespace, pod)
     assert created.status.phase == "Pending"
@@ -355,7 +360,7 @@ def test_pod_defaults_status_and_field_selectors(core: client.CoreV1Api, namespa
         namespace,
         {
             "metadata": {"name": "other"},
-            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}], "nodeSelector": nowhere},
         },
     )
 

@@ -197,3 +197,9 @@ def kubeconfig(name: str = NameOption) -> None:
     if not sandbox.kubeconfig.exists():
         _fail(f"sandbox {name!r} has no kubeconfig yet: run `meshcanary sandbox up --name {name}`")
     typer.echo(str(sandbox.kubeconfig))
+
+
+# Last: `cli/faults.py` imports the helpers above.
+from meshcanary.cli import faults  # noqa: E402
+
+app.add_typer(faults.app, name="fault")

@@ -8,9 +8,9 @@ kubectl and tests all manage them the same way, and they survive a sandbox resta
 
 A fault is one of two families (`docs/faults.md` documents every field):
 
-- `spec.pod` (NeverReady, CrashLoop, SlowStart) is applied by the simulated kubelet, which reads
-  the stored faults (`pod_faults(store)`) and asks `PodFault.applies_to(pod, namespace_labels)`.
-  This module only defines and validates them.
+- `spec.pod` (NeverReady, CrashLoop, SlowStart) is applied by the simulated kubelet
+  (`controllers/kubelet.py`), which reads the stored faults. This module only defines and
+  validates them.
 - `spec.api` (Error, Latency, DropWatch) is applied here, to HTTP requests, by
   `ApiFaultInjector`, which the server installs as a request hook (`install`). In-process
   controllers call `Cluster` directly and are never affected: a fault disturbs clients, not the
@@ -26,17 +26,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import orjson
 
 from meshcanary.sandbox.apiserver import errors, http, metadata, selectors
-from meshcanary.sandbox.apiserver.cluster import NAMESPACES, Cluster
+from meshcanary.sandbox.apiserver.cluster import NAMESPACES, AdmissionAttributes, Cluster
 from meshcanary.sandbox.apiserver.registry import STANDARD_VERBS, ResourceType
 from meshcanary.sandbox.apiserver.store import Store
 
@@ -58,7 +58,6 @@ POD_EFFECTS: Final = (NEVER_READY, CRASH_LOOP, SLOW_START)
 API_EFFECTS: Final = (ERROR, LATENCY, DROP_WATCH)
 ERROR_CODES: Final = (500, 409, 429)
 VERBS: Final = STANDARD_VERBS
-PROXY_CONTAINER: Final = "istio-proxy"
 
 DEFAULTS: Final[Mapping[str, Mapping[str, Any]]] = {
     SLOW_START: {"startDelaySeconds": 30},
@@ -68,8 +67,23 @@ DEFAULTS: Final[Mapping[str, Mapping[str, Any]]] = {
 }
 """What an omitted field means, per effect (stored into the object on write)."""
 
-_POD_FIELDS: Final = ("effect", "proxyVersion", "namespaceSelector", "podSelector")
-_API_FIELDS: Final = ("effect", "fraction", "verbs", "resources", "namespaces")
+_POD_FIELDS: Final = (
+    "effect",
+    "proxyVersion",
+    "namespaceSelector",
+    "podSelector",
+    "startDelaySeconds",
+)
+_API_FIELDS: Final = (
+    "effect",
+    "code",
+    "fraction",
+    "latencyMs",
+    "afterSeconds",
+    "verbs",
+    "resources",
+    "namespaces",
+)
 _ONLY_FOR: Final[Mapping[str, str]] = {
     "startDelaySeconds": SLOW_START,
     "code": ERROR,
@@ -100,7 +114,8 @@ class InvalidFault(ValueError):
 
 @dataclass(frozen=True)
 class PodFault:
-    """A `spec.pod` fault, applied by the simulated kubelet to the pods it selects."""
+    """A validated `spec.pod` fault (the simulated kubelet, `controllers/kubelet.py`, applies
+    these: with `proxyVersion`, to pods whose `istio-proxy` image tag matches the glob)."""
 
     name: str
     effect: str
@@ -108,21 +123,6 @@ class PodFault:
     namespace_selector: selectors.LabelSelector
     pod_selector: selectors.LabelSelector
     start_delay_seconds: int
-
-    def applies_to(self, pod: Mapping[str, Any], namespace_labels: Mapping[str, str] | None) -> bool:
-        """Whether this fault hits `pod`, whose namespace carries `namespace_labels`.
-
-        With `proxyVersion` only pods with an `istio-proxy` container whose image tag matches
-        the glob are hit; without it every pod the selectors match is.
-        """
-        if not self.namespace_selector.matches(namespace_labels):
-            return False
-        if not self.pod_selector.matches((pod.get("metadata") or {}).get("labels")):
-            return False
-        if self.proxy_version is None:
-            return True
-        tag = proxy_tag(pod)
-        return tag is not None and fnmatchcase(tag, self.proxy_version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +144,9 @@ class ApiFault:
     name: str
     effect: str
     fraction: float
-    code: int = 500
+    code: int = 0
     latency_ms: int = 0
-    after_seconds: float = 1.0
+    after_seconds: float = 0.0
     verbs: frozenset[str] | None = None
     resources: frozenset[str] | None = None
     namespaces: frozenset[str] | None = None
@@ -164,28 +164,16 @@ class ApiFault:
     def error(self, info: RequestInfo) -> errors.ApiError:
         """The `Status` an Error fault answers: shaped like the real server's, marked injected."""
         note = f'injected fault "{self.name}"'
-        details: dict[str, Any] = {"group": info.group, "kind": info.resource}
-        if info.name:
-            details["name"] = info.name
         if self.code == 409:
-            qualified = f"{info.resource}.{info.group}" if info.group else info.resource
-            return errors.ApiError(
-                409,
-                "Conflict",
-                f'Operation cannot be fulfilled on {qualified} "{info.name}": the object has been'
-                f" modified; please apply your changes to the latest version and try again"
-                f" ({note})",
-                details=details,
+            why = "the object has been modified; please apply your changes to the latest version"
+            return errors.conflict(
+                info.resource, info.group, info.name, f"{why} and try again ({note})"
             )
         if self.code == 429:
-            details["retryAfterSeconds"] = 1
-            return errors.ApiError(
-                429,
-                "TooManyRequests",
-                f"Too many requests, please try again later. ({note})",
-                details=details,
-            )
-        return errors.ApiError(500, "InternalError", f"Internal error occurred: {note}")
+            error = errors.too_many_requests(f"Too many requests, please try again later. ({note})")
+            error.details = {"retryAfterSeconds": 1}
+            return error
+        return errors.internal(f"Internal error occurred: {note}")
 
 
 Fault: TypeAlias = PodFault | ApiFault
@@ -198,24 +186,6 @@ def _names_resource(entry: str, info: RequestInfo) -> bool:
     if sub and sub != info.subresource:
         return False
     return base == info.resource or base == f"{info.resource}.{info.group}"
-
-
-def proxy_tag(pod: Mapping[str, Any]) -> str | None:
-    """The image tag of the pod's `istio-proxy` container (or native sidecar), if it has one."""
-    spec = pod.get("spec") or {}
-    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
-        if isinstance(container, Mapping) and container.get("name") == PROXY_CONTAINER:
-            return image_tag(str(container.get("image") or ""))
-    return None
-
-
-def image_tag(image: str) -> str | None:
-    """`docker.io/istio/proxyv2:1.15.3` -> `1.15.3`; None when the image names no tag."""
-    image = image.partition("@")[0]
-    repository, colon, tag = image.rpartition(":")
-    if not colon or "/" in tag or not repository:
-        return None
-    return tag
 
 
 # -- validation and parsing -------------------------------------------------------------------
@@ -234,7 +204,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
 
 
 class _Reader:
@@ -253,14 +223,16 @@ class _Reader:
                 supported = ", ".join(f'"{k}"' for k in known)
                 self.fail(key, f"Forbidden: unknown field; supported fields: {supported}")
 
-    def effect_fields(self, effect: str) -> None:
-        """Reject fields that belong to another effect."""
+    def effect_fields(self, effect: str | None) -> None:
+        """Reject fields that belong to another effect (when the effect itself is valid)."""
+        if effect is None:
+            return
         for key, owner in _ONLY_FOR.items():
             if key in self.data and owner != effect:
                 self.fail(key, f"Forbidden: only valid when effect is {owner}")
 
-    def enum(self, key: str, allowed: Iterable[Any]) -> Any:
-        value = self.data.get(key)
+    def enum(self, key: str, allowed: Iterable[Any], default: Any = None) -> Any:
+        value = self.data.get(key, default)
         choices = tuple(allowed)
         supported = ", ".join(f'"{c}"' for c in choices)
         if value is None:
@@ -278,7 +250,7 @@ class _Reader:
     def number(
         self, key: str, effect: str, low: float, high: float, *, integer: bool, low_open: bool
     ) -> Any:
-        """An int (or any number) in [low, high] (or (low, high]), the effect's default if absent."""
+        """A number in [low, high] (or (low, high]); the effect's default when absent."""
         value = self.data.get(key, DEFAULTS.get(effect, {}).get(key))
         if value is None:
             self.fail(key, "Required value")
@@ -299,8 +271,11 @@ class _Reader:
         if value is None:
             return None
         if not isinstance(value, list) or not value:
-            self.fail(key, f"Invalid value: {_show(value)}: must be a non-empty list (omit the"
-                      " field to match everything)")
+            self.fail(
+                key,
+                f"Invalid value: {_show(value)}: must be a non-empty list (omit the"
+                " field to match everything)",
+            )
             return None
         seen: set[str] = set()
         for index, item in enumerate(value):
@@ -355,33 +330,30 @@ def _namespace_problem(namespace: str) -> str | None:
 
 def _read_pod(name: str, data: Mapping[str, Any], causes: list[Cause]) -> PodFault | None:
     reader = _Reader(data, "spec.pod", causes)
-    reader.unknown_fields([*_POD_FIELDS, "startDelaySeconds"])
+    reader.unknown_fields(_POD_FIELDS)
     effect = reader.enum("effect", POD_EFFECTS)
-    reader.effect_fields(effect or "")
+    reader.effect_fields(effect)
     delay = 0
     if effect == SLOW_START:
         delay = reader.number(
             "startDelaySeconds", effect, 1, MAX_SECONDS, integer=True, low_open=False
         )
-    fault = PodFault(
-        name=name,
-        effect=str(effect),
-        proxy_version=reader.tag_glob("proxyVersion"),
-        namespace_selector=reader.selector("namespaceSelector"),
-        pod_selector=reader.selector("podSelector"),
-        start_delay_seconds=int(delay or 0),
-    )
-    return fault if effect is not None else None
+    proxy_version = reader.tag_glob("proxyVersion")
+    namespace_selector = reader.selector("namespaceSelector")
+    pod_selector = reader.selector("podSelector")
+    if effect is None:
+        return None
+    return PodFault(name, effect, proxy_version, namespace_selector, pod_selector, delay or 0)
 
 
 def _read_api(name: str, data: Mapping[str, Any], causes: list[Cause]) -> ApiFault | None:
     reader = _Reader(data, "spec.api", causes)
-    reader.unknown_fields([*_API_FIELDS, "code", "latencyMs", "afterSeconds"])
+    reader.unknown_fields(_API_FIELDS)
     effect = reader.enum("effect", API_EFFECTS)
-    reader.effect_fields(effect or "")
+    reader.effect_fields(effect)
     specific: dict[str, Any] = {}
-    if effect == ERROR and "code" in data:
-        specific["code"] = reader.enum("code", ERROR_CODES)
+    if effect == ERROR:
+        specific["code"] = reader.enum("code", ERROR_CODES, DEFAULTS[ERROR]["code"])
     elif effect == LATENCY:
         specific["latency_ms"] = reader.number(
             "latencyMs", effect, 1, MAX_LATENCY_MS, integer=True, low_open=False
@@ -390,20 +362,23 @@ def _read_api(name: str, data: Mapping[str, Any], causes: list[Cause]) -> ApiFau
         specific["after_seconds"] = reader.number(
             "afterSeconds", effect, 0, MAX_SECONDS, integer=False, low_open=True
         )
-    fraction = reader.number("fraction", effect or ERROR, 0, 1, integer=False, low_open=True)
+    fraction = reader.number("fraction", ERROR, 0, 1, integer=False, low_open=True)
     verbs = reader.string_set("verbs", _verb_problem)
     if effect == DROP_WATCH and verbs is not None and "watch" not in verbs:
         reader.fail("verbs", 'Invalid value: must include "watch" for a DropWatch fault')
-    fault = ApiFault(
-        name=name,
-        effect=str(effect),
-        fraction=float(fraction or 1),
+    resources = reader.string_set("resources", _resource_problem)
+    namespaces = reader.string_set("namespaces", _namespace_problem)
+    if effect is None:
+        return None
+    return ApiFault(
+        name,
+        effect,
+        float(fraction or 1),
         verbs=verbs,
-        resources=reader.string_set("resources", _resource_problem),
-        namespaces=reader.string_set("namespaces", _namespace_problem),
+        resources=resources,
+        namespaces=namespaces,
         **{k: v for k, v in specific.items() if v is not None},
     )
-    return fault if effect is not None else None
 
 
 def parse(obj: Mapping[str, Any]) -> Fault:
@@ -411,23 +386,20 @@ def parse(obj: Mapping[str, Any]) -> Fault:
     causes: list[Cause] = []
     name = str((obj.get("metadata") or {}).get("name", ""))
     spec = obj.get("spec")
-    fault: Fault | None = None
     if not isinstance(spec, Mapping):
-        causes.append(("spec", "Required value: a fault needs spec.pod or spec.api"))
-        raise InvalidFault(causes)
+        raise InvalidFault([("spec", "Required value: a fault needs spec.pod or spec.api")])
     _Reader(spec, "spec", causes).unknown_fields(["pod", "api"])
-    pod, api = spec.get("pod"), spec.get("api")
-    if pod is None and api is None:
+    family = "pod" if "pod" in spec else "api"
+    body = spec.get(family)
+    fault: Fault | None = None
+    if "pod" not in spec and "api" not in spec:
         causes.append(("spec", "Required value: exactly one of spec.pod or spec.api must be set"))
-    elif pod is not None and api is not None:
+    elif "pod" in spec and "api" in spec:
         causes.append(("spec.api", "Forbidden: may not be set together with spec.pod"))
-    elif not isinstance(pod if pod is not None else api, Mapping):
-        path = "spec.pod" if pod is not None else "spec.api"
-        causes.append((path, f"Invalid value: {_show(pod or api)}: must be an object"))
-    elif pod is not None:
-        fault = _read_pod(name, pod, causes)
+    elif not isinstance(body, Mapping):
+        causes.append((f"spec.{family}", f"Invalid value: {_show(body)}: must be an object"))
     else:
-        fault = _read_api(name, api, causes)
+        fault = (_read_pod if family == "pod" else _read_api)(name, body, causes)
     if causes or fault is None:
         raise InvalidFault(causes)
     return fault
@@ -462,20 +434,16 @@ def load(store: Store) -> list[Fault]:
     return faults
 
 
-def pod_faults(store: Store) -> list[PodFault]:
-    """The stored pod faults, for the simulated kubelet."""
-    return [fault for fault in load(store) if isinstance(fault, PodFault)]
-
-
 async def admit(
     operation: str,
     rt: ResourceType,
     obj: dict[str, Any],
     old: dict[str, Any] | None,
     dry_run: bool,
+    attributes: AdmissionAttributes,
 ) -> dict[str, Any]:
     """Admission plugin: 422 for an invalid Fault, defaults stored for a valid one."""
-    if rt.storage_key != STORAGE_KEY or operation == "DELETE":
+    if rt.storage_key != STORAGE_KEY or operation == "DELETE" or attributes.subresource:
         return obj
     if old is not None and old.get("spec") == obj.get("spec"):
         return obj  # a metadata-only write: the stored spec was checked when it was written
@@ -505,7 +473,10 @@ def selector_from_string(text: str) -> dict[str, Any]:
         if operator in ("=", "=="):
             match_labels[requirement.key] = requirement.values[0]
         elif operator in _AS_EXPRESSION:
-            expression: dict[str, Any] = {"key": requirement.key, "operator": _AS_EXPRESSION[operator]}
+            expression: dict[str, Any] = {
+                "key": requirement.key,
+                "operator": _AS_EXPRESSION[operator],
+            }
             if requirement.values:
                 expression["values"] = list(requirement.values)
             expressions.append(expression)
@@ -526,9 +497,7 @@ def selector_from_string(text: str) -> dict[str, Any]:
 _WRITE_VERBS: Final = {"POST": "create", "PUT": "update", "PATCH": "patch"}
 
 
-def request_info(
-    method: str, target: http.Target, query: Mapping[str, str]
-) -> RequestInfo | None:
+def request_info(method: str, target: http.Target, query: Mapping[str, str]) -> RequestInfo | None:
     """The RBAC-style view of a resolved request; None when faults never apply to it."""
     rt = target.rt
     if rt.storage_key == STORAGE_KEY:

@@ -20,12 +20,15 @@ from pathlib import Path
 
 from aiohttp import web
 
+from meshcanary.sandbox import faults
+from meshcanary.sandbox.admission.webhooks import AdmissionWebhooks
 from meshcanary.sandbox.apiserver import bootstrap, http
 from meshcanary.sandbox.apiserver.cluster import Cluster
 from meshcanary.sandbox.apiserver.store import Store
 from meshcanary.sandbox.clock import RealClock
 from meshcanary.sandbox.controllers import manager
 from meshcanary.sandbox.controllers.base import Context
+from meshcanary.sandbox.istio.resolver import IstiodResolver
 from meshcanary.sandbox.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,9 @@ async def serve(
     cluster = Cluster(store)
     await bootstrap.ensure_system_objects(cluster)
     app = http.create_app(cluster, config.token)
+    faults.install(cluster, app)
+    webhooks = AdmissionWebhooks(cluster, IstiodResolver(cluster))
+    cluster.admission.append(webhooks)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.SockSite(runner, sock, ssl_context=config.tls)
@@ -79,6 +85,7 @@ async def serve(
     finally:
         await manager.stop(controllers)
         await runner.cleanup()
+        await webhooks.close()
         store.close()
 
 

@@ -84,9 +84,7 @@ class WebhookCaller:
     async def close(self) -> None:
         await self._https.close()
 
-    async def _send(
-        self, client_config: dict[str, Any], url: str, review: dict[str, Any]
-    ) -> Any:
+    async def _send(self, client_config: dict[str, Any], url: str, review: dict[str, Any]) -> Any:
         if client_config.get("url"):
             return await self._https.post(url, review, client_config.get("caBundle"))
         service = client_config.get("service") or {}
@@ -94,14 +92,12 @@ class WebhookCaller:
         port, path = int(service.get("port") or 443), str(service.get("path") or "/")
         handler = self.resolver.resolve(namespace, name, port, path)
         if handler is None:
-            exists = self._service_exists and self._service_exists(namespace, name)
-            reason = "no endpoints available for" if exists else "not found:"
-            raise _failed(url, f'service "{name}" {reason}'.removesuffix(":").rstrip())
+            if self._service_exists is not None and self._service_exists(namespace, name):
+                raise _failed(url, f'no endpoints available for service "{name}"')
+            raise _failed(url, f'service "{name}" not found')
         try:
             # The handler gets its own copy, as it would over the wire.
             return await handler(orjson.loads(orjson.dumps(review)))
-        except (TimeoutError, asyncio.CancelledError):
-            raise
         except Exception as exc:
             raise _failed(url, _server_error(500, str(exc))) from None
 
@@ -239,6 +235,6 @@ class _HttpsClient:
 def _tls_reason(error: Exception) -> str:
     """Go's wording for a certificate the caBundle does not vouch for."""
     detail = getattr(error, "verify_message", "") or str(error)
-    if "issuer" in detail or "self-signed" in detail or "self signed" in detail:
+    if any(word in detail for word in ("issuer", "self-signed", "self signed", "signature")):
         detail = "certificate signed by unknown authority"
     return f"tls: failed to verify certificate: x509: {detail}"

@@ -957,6 +957,50 @@ def _binding(binding: Obj, now: datetime) -> list[Any]:
     ]
 
 
+# --- the sandbox's own Fault (sandbox/faults.py) ----------------------------------------------
+
+_FAULT_COLUMNS = (
+    _NAME,
+    _Column("Type", text="pod (applied by the simulated kubelet) or api (by the API server)"),
+    _Column("Effect", text="What the fault does"),
+    _Column("Detail", text="Status code, latency, delay and fraction of requests hit"),
+    _Column("Scope", text="What the fault applies to (<all>: everything)"),
+    _AGE,
+)
+_FAULT_DETAIL = {"code": "{}", "latencyMs": "{}ms", "afterSeconds": "after {}s"}
+_FAULT_SCOPE = (
+    "proxyVersion",
+    "namespaceSelector",
+    "podSelector",
+    "verbs",
+    "resources",
+    "namespaces",
+)
+
+
+@_prints("sandbox.meshcanary.io", "faults", columns=_FAULT_COLUMNS)
+def _fault(fault: Obj, now: datetime) -> list[Any]:
+    spec = _map(fault.get("spec"))
+    kind = "pod" if "pod" in spec else "api"
+    body = _map(spec.get(kind))
+    detail = [fmt.format(body[key]) for key, fmt in _FAULT_DETAIL.items() if key in body]
+    if "startDelaySeconds" in body:
+        detail.append(f"{body['startDelaySeconds']}s")
+    if body.get("fraction", 1) != 1:
+        detail.append(f"{float(body['fraction']) * 100:g}%")
+    scope = []
+    for key in _FAULT_SCOPE:
+        value = body.get(key)
+        if isinstance(value, list):
+            scope.append(f"{key}={','.join(map(str, value))}")
+        elif key.endswith("Selector") and value is not None:
+            scope.append(f"{key}={_format_label_selector(value)}")
+        elif value is not None:
+            scope.append(f"{key}={value}")
+    cells = [kind, str(body.get("effect", "")), ", ".join(detail), " ".join(scope) or "<all>"]
+    return [_name(fault), *cells, _age(fault, now)]
+
+
 # --- custom resources -------------------------------------------------------------------------
 
 _CR_AGE = PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp")

@@ -8,8 +8,13 @@ import contextlib
 from meshcanary.sandbox.apiserver.cluster import Cluster
 from meshcanary.sandbox.controllers.base import Context, Controller
 from meshcanary.sandbox.controllers.crds import CrdCleanup
+from meshcanary.sandbox.controllers.deployments import DeploymentController
 from meshcanary.sandbox.controllers.gc import GarbageCollector
+from meshcanary.sandbox.controllers.kubelet import Kubelet
 from meshcanary.sandbox.controllers.namespaces import NamespaceController
+from meshcanary.sandbox.controllers.nodes import NodeController
+from meshcanary.sandbox.controllers.replicasets import ReplicaSetController
+from meshcanary.sandbox.controllers.scheduler import Scheduler
 from meshcanary.sandbox.controllers.serviceaccounts import ServiceAccountController
 
 CONTROLLERS: tuple[type[Controller], ...] = (
@@ -17,6 +22,11 @@ CONTROLLERS: tuple[type[Controller], ...] = (
     NamespaceController,
     CrdCleanup,
     ServiceAccountController,
+    NodeController,
+    Scheduler,
+    Kubelet,
+    ReplicaSetController,
+    DeploymentController,
 )
 
 

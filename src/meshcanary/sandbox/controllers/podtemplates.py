@@ -28,7 +28,10 @@ from typing import Any
 
 import orjson
 
-from meshcanary.sandbox.controllers.base import Controller
+from meshcanary.sandbox.apiserver.cluster import Cluster
+from meshcanary.sandbox.apiserver.registry import ResourceType
+from meshcanary.sandbox.apiserver.store import Event
+from meshcanary.sandbox.controllers.base import Context, Controller
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,19 @@ def controller_uid(obj: dict[str, Any]) -> str | None:
     return None
 
 
+def other_owners(obj: dict[str, Any], uid: str) -> list[Any]:
+    """`obj`'s ownerReferences except the one to `uid` (what releasing it leaves)."""
+    return [r for r in obj["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
+
+
+def builtin_type(cluster: Cluster, group: str, version: str, plural: str) -> ResourceType:
+    """A built-in type every controller relies on (its absence is a programming error)."""
+    rt = cluster.registry.get(group, version, plural)
+    if rt is None:
+        raise RuntimeError(f"the registry has no {group}/{version} {plural}")
+    return rt
+
+
 def new_pod(
     owner: dict[str, Any],
     owner_kind: str,
@@ -127,10 +143,17 @@ def ready_since(pod: dict[str, Any]) -> datetime | None:
     condition = _ready_condition(pod)
     if condition is None or condition.get("status") != "True":
         return None
-    stamp = condition.get("lastTransitionTime")
+    return parse_time(condition.get("lastTransitionTime"))
+
+
+def parse_time(stamp: Any) -> datetime | None:
+    """An RFC 3339 timestamp as stored in an object (None when absent or malformed)."""
     if not stamp:
         return None
-    return datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def seconds_until_available(
@@ -214,7 +237,7 @@ class OwnerIndex:
         """Names of the objects in `namespace` that no controller owns, sorted."""
         return sorted(self._orphans.get(namespace, ()))
 
-    def was_orphan(self, key: Key) -> bool:
+    def is_orphan(self, key: Key) -> bool:
         return self._owner_of.get(key) == ""
 
 
@@ -258,3 +281,84 @@ class WorkQueue:
             del self._dirty[key]
             # One failing key must not strand the others: each is guarded on its own.
             await self._controller._guarded(self._reconcile(key))
+
+
+class OwnerController(Controller):
+    """A controller of one kind of owner and the objects it controls (StatefulSet and pods,
+    CronJob and Jobs, ...): dependents indexed by controller uid, owners reconciled through a
+    coalescing `WorkQueue`, so an event costs O(1) and a reconciliation O(dependents of one owner).
+
+    Subclasses set `owner_skey` and `dependent_skey` and implement `reconcile`; `other_event`
+    sees the events of every other storage key. Dependents a subclass creates should be passed
+    to `self.dependents.observe` at once, so a reconciliation before their event never doubles
+    them.
+    """
+
+    owner_skey: str = ""
+    dependent_skey: str = ""
+
+    def __init__(self, cluster: Cluster, context: Context | None = None) -> None:
+        super().__init__(cluster, context)
+        self.dependents = OwnerIndex()
+        self._owner_keys: dict[str, Key] = {}
+        self.queue = WorkQueue(self, self._reconcile_key)
+
+    async def resync(self) -> None:
+        for entry in self.cluster.store.list(self.dependent_skey):
+            self.dependents.observe(entry.obj)
+        for entry in self.cluster.store.list(self.owner_skey):
+            self._owner_changed(entry.obj, deleted=False)
+        await self.queue.drain()
+
+    async def handle(self, event: Event) -> None:
+        deleted = event.type == "DELETED"
+        if event.skey == self.dependent_skey:
+            for uid in self.dependents.observe(event.entry.obj, deleted):
+                key = self._owner_keys.get(uid)
+                if key is not None:
+                    self.queue.add(key)
+        elif event.skey == self.owner_skey:
+            self._owner_changed(event.entry.obj, deleted)
+        else:
+            await self.other_event(event)
+
+    async def other_event(self, event: Event) -> None:
+        """An event of neither the owners' nor the dependents' storage key."""
+
+    def _owner_changed(self, owner: dict[str, Any], deleted: bool) -> None:
+        uid = str(owner["metadata"].get("uid", ""))
+        if deleted:
+            self._owner_keys.pop(uid, None)
+            return
+        self._owner_keys[uid] = object_key(owner)
+        self.queue.add(object_key(owner))
+
+    def requeue_all(self) -> None:
+        for key in self._owner_keys.values():
+            self.queue.add(key)
+
+    def owned(self, owner: dict[str, Any]) -> list[dict[str, Any]]:
+        """The stored dependents `owner` controls, sorted by key."""
+        store = self.cluster.store
+        found = (
+            store.get(self.dependent_skey, *key)
+            for key in self.dependents.owned(str(owner["metadata"].get("uid", "")))
+        )
+        return [entry.obj for entry in found if entry is not None]
+
+    async def _reconcile_key(self, key: Key) -> None:
+        entry = self.cluster.store.get(self.owner_skey, *key)
+        if entry is not None:
+            await self.reconcile(entry.obj)
+
+    async def reconcile(self, owner: dict[str, Any]) -> None:
+        """Converge one owner and its dependents, and write its status."""
+        raise NotImplementedError
+
+
+def served_type(cluster: Cluster, skey: str) -> ResourceType:
+    """The served type stored under `skey` (every built-in type is served)."""
+    rt = cluster.types_for(skey)
+    if rt is None:
+        raise RuntimeError(f"no served type is stored under {skey!r}")
+    return rt

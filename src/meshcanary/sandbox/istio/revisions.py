@@ -116,12 +116,20 @@ def find_revisions(cluster: Cluster, namespace: str | None = None) -> list[Revis
     return found
 
 
-def revision_for_service(cluster: Cluster, namespace: str, name: str) -> Revision | None:
-    """The revision whose Ready istiod pods the Service selects, or None (the call would fail)."""
+def revision_for_service(
+    cluster: Cluster, namespace: str, name: str, port: int | None = None
+) -> Revision | None:
+    """The revision whose Ready istiod pods the Service selects, or None (a call would fail).
+
+    With `port`, the Service must also declare it: the API server calls webhooks by service port.
+    """
     service = cluster.store.get(_skey(cluster, "", "services"), namespace, name)
     if service is None:
         return None
-    selector = (service.obj.get("spec") or {}).get("selector") or {}
+    spec = service.obj.get("spec") or {}
+    if port is not None and not any(p.get("port") == port for p in spec.get("ports") or ()):
+        return None
+    selector = spec.get("selector") or {}
     if not selector:
         return None  # no selector: no endpoints are ever computed for it
     backends = [
@@ -172,7 +180,8 @@ def proxy_image(global_values: Mapping[str, Any], pilot: Image) -> str:
         return configured
     hub = str(global_values.get("hub") or pilot.hub)
     tag = str(global_values.get("tag") or pilot.tag)
-    return f"{hub}/{configured or PROXY_IMAGE}:{tag}"
+    name = f"{configured or PROXY_IMAGE}:{tag}"
+    return f"{hub}/{name}" if hub else name
 
 
 def _injector_values(cluster: Cluster, namespace: str, deployment: str, rev: str) -> dict[str, Any]:
@@ -207,9 +216,7 @@ def _has_ready_pod(cluster: Cluster, deployment: dict[str, Any]) -> bool:
     return any(is_ready(pod) and is_istiod_pod(pod) for pod in pods)
 
 
-def _owned_pods(
-    deployment: Mapping[str, Any], pods: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+def _owned_pods(deployment: Mapping[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The pods the Deployment's selector matches (none for a missing or broken selector)."""
     selector = (deployment.get("spec") or {}).get("selector")
     if not selector:

@@ -1,0 +1,173 @@
+"""The resource types the product talks about, so no other layer needs to import lightkube.
+
+Three families:
+
+- Built-in kinds (Pod, Deployment, MutatingWebhookConfiguration...) re-exported from lightkube as
+  typed models, for code that wants attribute access.
+- Raw twins (`raw(Pod)`): the same endpoints decoded as plain dicts (API JSON, nothing dropped,
+  no model conversion). The pure domain (`meshcanary.mesh`) takes API JSON, and a dict twin lists
+  10,000 pods without building 10,000 models.
+- Custom resources as lightkube generic (dict-based) resources: our `IstioControlPlane`
+  (`meshcanary.io/v1alpha1`, namespaced, with a status subresource) and Istio's config kinds.
+
+`for_manifest` maps a rendered manifest's apiVersion/kind to the resource to send it to. Custom
+resources take merge patches only (`PatchType.MERGE`): API servers answer 415 to strategic merge.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any, Final, TypeAlias
+
+from lightkube.core import resource as lkr
+from lightkube.core.exceptions import LoadResourceError
+from lightkube.core.resource_registry import resource_registry
+from lightkube.generic_resource import (
+    GenericGlobalResource,
+    GenericNamespacedResource,
+    create_global_resource,
+    create_namespaced_resource,
+    get_generic_resource,
+)
+from lightkube.resources.admissionregistration_v1 import (
+    MutatingWebhookConfiguration,
+    ValidatingWebhookConfiguration,
+)
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.resources.apps_v1 import DaemonSet, Deployment, ReplicaSet, StatefulSet
+from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
+from lightkube.resources.batch_v1 import CronJob, Job
+from lightkube.resources.core_v1 import (
+    ConfigMap,
+    Namespace,
+    Pod,
+    Secret,
+    Service,
+    ServiceAccount,
+)
+from lightkube.resources.policy_v1 import PodDisruptionBudget
+from lightkube.resources.rbac_authorization_v1 import (
+    ClusterRole,
+    ClusterRoleBinding,
+    Role,
+    RoleBinding,
+)
+
+from meshcanary.kube import errors
+
+__all__ = [
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ConfigMap",
+    "CronJob",
+    "CustomResourceDefinition",
+    "DaemonSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "IstioControlPlane",
+    "Job",
+    "MutatingWebhookConfiguration",
+    "Namespace",
+    "Pod",
+    "PodDisruptionBudget",
+    "ReplicaSet",
+    "Role",
+    "RoleBinding",
+    "Secret",
+    "Service",
+    "ServiceAccount",
+    "StatefulSet",
+    "ValidatingWebhookConfiguration",
+]
+
+ResourceType: TypeAlias = type[lkr.NamespacedResource] | type[lkr.GlobalResource]
+"""Any resource class this layer accepts (typed model, raw twin or generic)."""
+RawResource: TypeAlias = type[GenericNamespacedResource] | type[GenericGlobalResource]
+"""A dict-decoded resource class."""
+
+GROUP: Final = "meshcanary.io"
+VERSION: Final = "v1alpha1"
+
+IstioControlPlane = create_namespaced_resource(
+    GROUP, VERSION, "IstioControlPlane", "istiocontrolplanes"
+)
+"""`istiocontrolplanes.meshcanary.io`: one per revision; `IstioControlPlane.Status` for status."""
+
+
+def custom(group: str, version: str, kind: str, plural: str, *, namespaced: bool = True) -> Any:
+    """A generic (dict-based) resource for a custom kind; the same class for the same kind."""
+    if namespaced:
+        return create_namespaced_resource(group, version, kind, plural)
+    return create_global_resource(group, version, kind, plural)
+
+
+ISTIO_NETWORKING: Final = "networking.istio.io"
+ISTIO_SECURITY: Final = "security.istio.io"
+
+VirtualService = custom(ISTIO_NETWORKING, "v1beta1", "VirtualService", "virtualservices")
+DestinationRule = custom(ISTIO_NETWORKING, "v1beta1", "DestinationRule", "destinationrules")
+Gateway = custom(ISTIO_NETWORKING, "v1beta1", "Gateway", "gateways")
+ServiceEntry = custom(ISTIO_NETWORKING, "v1beta1", "ServiceEntry", "serviceentries")
+Sidecar = custom(ISTIO_NETWORKING, "v1beta1", "Sidecar", "sidecars")
+EnvoyFilter = custom(ISTIO_NETWORKING, "v1alpha3", "EnvoyFilter", "envoyfilters")
+PeerAuthentication = custom(ISTIO_SECURITY, "v1beta1", "PeerAuthentication", "peerauthentications")
+AuthorizationPolicy = custom(
+    ISTIO_SECURITY, "v1beta1", "AuthorizationPolicy", "authorizationpolicies"
+)
+"""Istio config kinds at the API versions served by every Istio meshcanary supports (1.13+)."""
+
+
+def is_namespaced(resource: ResourceType) -> bool:
+    """Whether objects of this resource live in a namespace."""
+    return issubclass(resource, lkr.NamespacedResource)
+
+
+def kind_of(resource: ResourceType) -> str:
+    """The resource's kind, e.g. `Deployment`."""
+    return str(lkr.api_info(resource).resource.kind)
+
+
+def api_version_of(resource: ResourceType) -> str:
+    """The resource's apiVersion, e.g. `apps/v1`."""
+    return str(lkr.api_info(resource).resource.api_version)
+
+
+def is_raw(resource: ResourceType) -> bool:
+    """Whether objects of this resource decode as plain dicts."""
+    return issubclass(resource, GenericNamespacedResource | GenericGlobalResource)
+
+
+@functools.cache
+def raw(resource: ResourceType) -> RawResource:
+    """The dict-decoded twin of a typed resource (generic resources are their own twin).
+
+    The twin is not registered in lightkube's registry, so typed loading stays unaffected.
+    """
+    if is_raw(resource):
+        return resource  # type: ignore[return-value]
+    base = GenericNamespacedResource if is_namespaced(resource) else GenericGlobalResource
+    info = lkr.api_info(resource)
+    twin = type(resource.__name__, (base,), {"_api_info": info, "__module__": __name__})
+    return twin  # type: ignore[return-value]
+
+
+def for_manifest(manifest: Mapping[str, Any]) -> RawResource:
+    """The dict-decoded resource a manifest (`apiVersion`, `kind`) is sent to.
+
+    Built-in kinds load from lightkube's models; custom kinds must have been declared (here, or
+    with `custom`); anything else raises UnknownKind.
+    """
+    api_version, kind = manifest.get("apiVersion"), manifest.get("kind")
+    if not isinstance(api_version, str) or not isinstance(kind, str):
+        raise errors.InvalidManifest("a manifest needs string apiVersion and kind")
+    generic = get_generic_resource(api_version, kind)
+    if generic is not None:
+        return generic  # type: ignore[no-any-return]
+    try:
+        typed = resource_registry.load(api_version, kind)
+    except (LoadResourceError, ValueError) as error:
+        raise errors.UnknownKind(
+            f"no resource definition for {kind} ({api_version}); declare it with resources.custom"
+        ) from error
+    return raw(typed)

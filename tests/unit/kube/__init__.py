@@ -1,0 +1,1 @@
+"""Unit tests of the Kubernetes client layer's pure helpers, meshcanary.kube."""
