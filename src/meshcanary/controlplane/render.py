@@ -38,7 +38,6 @@ never exists before the istiod it calls), and ConfigMap payloads dumped with sor
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from typing import Any, Final
@@ -123,7 +122,7 @@ def render(cp: ControlPlane) -> list[Manifest]:
     objects.append(injection_webhooks(cp))
     if cp.mode is Mode.ACTIVE:
         objects.append(validation_webhook(cp))
-    return copy.deepcopy(objects)
+    return _fresh(objects)
 
 
 def labels(cp: ControlPlane) -> dict[str, str]:
@@ -560,7 +559,7 @@ def gateway_deployment(cp: ControlPlane) -> Manifest:
                     {"name": "istio-data", "emptyDir": {}},
                     _configmap_volume("istiod-ca-cert", "istio-ca-root-cert"),
                 ],
-                **_scheduling(cp),
+                **_pull_secrets(cp),
             },
         },
     }
@@ -660,6 +659,13 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
+def _fresh(objects: list[Manifest]) -> list[Manifest]:
+    """A JSON round trip: new dicts and lists throughout, no aliasing between objects (which
+    would leak mutations and make YAML dumps use anchors), and proof that all of it is JSON."""
+    fresh: list[Manifest] = json.loads(json.dumps(objects))
+    return fresh
+
+
 def _object(api_version: str, kind: str, metadata: Manifest, **body: Any) -> Manifest:
     return {"apiVersion": api_version, "kind": kind, "metadata": metadata, **body}
 
@@ -708,14 +714,19 @@ def _no_injection() -> dict[str, str]:
 
 
 def _scheduling(cp: ControlPlane) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    """istiod's node selector and tolerations (`spec.istiod.deployment`), and pull secrets."""
+    out = _pull_secrets(cp)
     if cp.istiod.node_selector:
         out["nodeSelector"] = dict(sorted(cp.istiod.node_selector.items()))
     if cp.istiod.tolerations:
         out["tolerations"] = [dict(t) for t in cp.istiod.tolerations]
-    if cp.images.pull_secrets:
-        out["imagePullSecrets"] = [{"name": name} for name in cp.images.pull_secrets]
     return out
+
+
+def _pull_secrets(cp: ControlPlane) -> dict[str, Any]:
+    if not cp.images.pull_secrets:
+        return {}
+    return {"imagePullSecrets": [{"name": name} for name in cp.images.pull_secrets]}
 
 
 def _rule(

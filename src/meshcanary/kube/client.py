@@ -41,14 +41,16 @@ async def connect(
     timeout: float = DEFAULT_TIMEOUT,
     check: bool = True,
     field_manager: str = FIELD_MANAGER,
+    transport: httpx2.AsyncBaseTransport | None = None,
 ) -> AsyncClient:
     """A client for the cluster `kubeconfig`/`context` point at (kubectl's resolution order).
 
     With `check`, one cheap request proves the server answers and accepts the credentials
     (a 403/404 still proves that); otherwise `CannotConnect` or `Unauthorized` is raised.
+    `transport` replaces the HTTP transport (tests serve a fake API server in process).
     """
     config = load_config(kubeconfig, context)
-    client = _client(config, timeout, field_manager)
+    client = _client(config, timeout, field_manager, transport)
     if check:
         try:
             await check_connection(client)
@@ -93,9 +95,19 @@ def server_of(client: AsyncClient) -> str:
     return str(client.config.cluster.server)
 
 
-def _client(config: SingleConfig, timeout: float, field_manager: str) -> AsyncClient:
+def _client(
+    config: SingleConfig,
+    timeout: float,
+    field_manager: str,
+    transport: httpx2.AsyncBaseTransport | None,
+) -> AsyncClient:
     try:
-        return AsyncClient(config, timeout=httpx2.Timeout(timeout), field_manager=field_manager)
+        return AsyncClient(
+            config,
+            timeout=httpx2.Timeout(timeout),
+            field_manager=field_manager,
+            transport=transport,
+        )
     except (ConfigError, ssl.SSLError, OSError, ValueError, msgspec.MsgspecError) as error:
         where = f" ({config.fname})" if config.fname else ""
         raise errors.InvalidKubeconfig(

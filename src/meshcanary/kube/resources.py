@@ -16,7 +16,6 @@ resources take merge patches only (`PatchType.MERGE`): API servers answer 415 to
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any, Final, TypeAlias
 
@@ -25,10 +24,11 @@ from lightkube.core.exceptions import LoadResourceError
 from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import (
     GenericGlobalResource,
+    GenericGlobalStatus,
     GenericNamespacedResource,
+    GenericNamespacedStatus,
     create_global_resource,
     create_namespaced_resource,
-    get_generic_resource,
 )
 from lightkube.resources.admissionregistration_v1 import (
     MutatingWebhookConfiguration,
@@ -57,6 +57,7 @@ from lightkube.resources.rbac_authorization_v1 import (
 from meshcanary.kube import errors
 
 __all__ = [
+    "AuthorizationPolicy",
     "ClusterRole",
     "ClusterRoleBinding",
     "ConfigMap",
@@ -64,11 +65,15 @@ __all__ = [
     "CustomResourceDefinition",
     "DaemonSet",
     "Deployment",
+    "DestinationRule",
+    "EnvoyFilter",
+    "Gateway",
     "HorizontalPodAutoscaler",
     "IstioControlPlane",
     "Job",
     "MutatingWebhookConfiguration",
     "Namespace",
+    "PeerAuthentication",
     "Pod",
     "PodDisruptionBudget",
     "ReplicaSet",
@@ -77,14 +82,20 @@ __all__ = [
     "Secret",
     "Service",
     "ServiceAccount",
+    "ServiceEntry",
+    "Sidecar",
     "StatefulSet",
     "ValidatingWebhookConfiguration",
+    "VirtualService",
 ]
 
 ResourceType: TypeAlias = type[lkr.NamespacedResource] | type[lkr.GlobalResource]
 """Any resource class this layer accepts (typed model, raw twin or generic)."""
 RawResource: TypeAlias = type[GenericNamespacedResource] | type[GenericGlobalResource]
 """A dict-decoded resource class."""
+
+_RAW: dict[Any, Any] = {}
+_STATUS: dict[Any, Any] = {}
 
 GROUP: Final = "meshcanary.io"
 VERSION: Final = "v1alpha1"
@@ -95,10 +106,13 @@ IstioControlPlane = create_namespaced_resource(
 """`istiocontrolplanes.meshcanary.io`: one per revision; `IstioControlPlane.Status` for status."""
 
 
-def custom(group: str, version: str, kind: str, plural: str, *, namespaced: bool = True) -> Any:
-    """A generic (dict-based) resource for a custom kind; the same class for the same kind."""
-    if namespaced:
-        return create_namespaced_resource(group, version, kind, plural)
+def custom(group: str, version: str, kind: str, plural: str) -> type[GenericNamespacedResource]:
+    """A generic (dict-based) resource for a namespaced custom kind; one class per kind."""
+    return create_namespaced_resource(group, version, kind, plural)
+
+
+def custom_global(group: str, version: str, kind: str, plural: str) -> type[GenericGlobalResource]:
+    """A generic (dict-based) resource for a cluster-scoped custom kind; one class per kind."""
     return create_global_resource(group, version, kind, plural)
 
 
@@ -118,17 +132,17 @@ AuthorizationPolicy = custom(
 """Istio config kinds at the API versions served by every Istio meshcanary supports (1.13+)."""
 
 
-def is_namespaced(resource: ResourceType) -> bool:
+def is_namespaced(resource: type[Any]) -> bool:
     """Whether objects of this resource live in a namespace."""
     return issubclass(resource, lkr.NamespacedResource)
 
 
-def kind_of(resource: ResourceType) -> str:
+def kind_of(resource: type[Any]) -> str:
     """The resource's kind, e.g. `Deployment`."""
     return str(lkr.api_info(resource).resource.kind)
 
 
-def api_version_of(resource: ResourceType) -> str:
+def api_version_of(resource: type[Any]) -> str:
     """The resource's apiVersion, e.g. `apps/v1`."""
     return str(lkr.api_info(resource).resource.api_version)
 
@@ -138,7 +152,6 @@ def is_raw(resource: ResourceType) -> bool:
     return issubclass(resource, GenericNamespacedResource | GenericGlobalResource)
 
 
-@functools.cache
 def raw(resource: ResourceType) -> RawResource:
     """The dict-decoded twin of a typed resource (generic resources are their own twin).
 
@@ -146,10 +159,13 @@ def raw(resource: ResourceType) -> RawResource:
     """
     if is_raw(resource):
         return resource  # type: ignore[return-value]
-    base = GenericNamespacedResource if is_namespaced(resource) else GenericGlobalResource
-    info = lkr.api_info(resource)
-    twin = type(resource.__name__, (base,), {"_api_info": info, "__module__": __name__})
-    return twin  # type: ignore[return-value]
+    twin = _RAW.get(resource)
+    if twin is None:
+        base = GenericNamespacedResource if is_namespaced(resource) else GenericGlobalResource
+        info = lkr.api_info(resource)
+        twin = type(resource.__name__, (base,), {"_api_info": info, "__module__": __name__})
+        _RAW[resource] = twin
+    return twin
 
 
 def for_manifest(manifest: Mapping[str, Any]) -> RawResource:
@@ -161,9 +177,9 @@ def for_manifest(manifest: Mapping[str, Any]) -> RawResource:
     api_version, kind = manifest.get("apiVersion"), manifest.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str):
         raise errors.InvalidManifest("a manifest needs string apiVersion and kind")
-    generic = get_generic_resource(api_version, kind)
-    if generic is not None:
-        return generic  # type: ignore[no-any-return]
+    registered = resource_registry.get(api_version, kind)
+    if registered is not None and is_raw(registered):
+        return registered  # type: ignore[return-value]
     try:
         typed = resource_registry.load(api_version, kind)
     except (LoadResourceError, ValueError) as error:
@@ -171,3 +187,23 @@ def for_manifest(manifest: Mapping[str, Any]) -> RawResource:
             f"no resource definition for {kind} ({api_version}); declare it with resources.custom"
         ) from error
     return raw(typed)
+
+
+def status_of(resource: ResourceType) -> Any:
+    """The dict-decoded `status` subresource of a resource, for status patches."""
+    cached = _STATUS.get(resource)
+    if cached is not None:
+        return cached
+    info = lkr.api_info(resource)
+    base = GenericNamespacedStatus if is_namespaced(resource) else GenericGlobalStatus
+    api_info = lkr.ApiInfo(
+        resource=info.resource,
+        parent=info.resource,
+        plural=info.plural,
+        verbs=["get", "patch", "put"],
+        action="status",
+    )
+    name = f"{info.resource.kind}Status"
+    status = type(name, (base,), {"_api_info": api_info, "__module__": __name__})
+    _STATUS[resource] = status
+    return status

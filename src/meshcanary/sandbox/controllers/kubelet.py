@@ -1,11 +1,13 @@
 """The simulated kubelet: moves every pod bound to a node through the stages of `stages.py`.
 
 A rehearsal of a canary upgrade needs pods that start, become Ready, finish, crash and go away
-on their own, with realistic status fields, but no containers. Like kwok, this controller owns
-all nodes: for each pod event it picks the stage the pod is in (a pure function of the stored
-pod and the faults that select it) and arms one timer for it on the injected clock; when the
-timer fires it re-reads the pod, checks the stage still applies, and writes the stage's next
-status through the `status` subresource (or deletes the pod with gracePeriodSeconds 0).
+on their own, with realistic status fields, but no containers. Like kwok managing all nodes,
+this controller runs every pod bound to a node (whichever node it names): for each pod event it
+picks the stage the pod is in (a pure function of the stored pod and the faults that select it)
+and arms one timer for it on the injected clock; when the timer fires it re-reads the pod, checks
+the stage still applies, and writes the stage's next status through the `status` subresource (or
+deletes the pod with gracePeriodSeconds 0). Transitions are recorded as Events (Started,
+BackOff, Killing), so `kubectl describe pod` tells the story.
 
 Work per pod event is O(1): a stage lookup and at most one timer; timers are keyed by pod and
 re-armed only when the stage changes, so its own writes never loop. Everything it needs lives in

@@ -8,14 +8,20 @@ import contextlib
 from meshcanary.sandbox.apiserver.cluster import Cluster
 from meshcanary.sandbox.controllers.base import Context, Controller
 from meshcanary.sandbox.controllers.crds import CrdCleanup
+from meshcanary.sandbox.controllers.cronjobs import CronJobController
+from meshcanary.sandbox.controllers.daemonsets import DaemonSetController
 from meshcanary.sandbox.controllers.deployments import DeploymentController
+from meshcanary.sandbox.controllers.endpoints import EndpointsController
 from meshcanary.sandbox.controllers.gc import GarbageCollector
+from meshcanary.sandbox.controllers.jobs import JobController
 from meshcanary.sandbox.controllers.kubelet import Kubelet
+from meshcanary.sandbox.controllers.loadbalancers import LoadBalancerController
 from meshcanary.sandbox.controllers.namespaces import NamespaceController
 from meshcanary.sandbox.controllers.nodes import NodeController
 from meshcanary.sandbox.controllers.replicasets import ReplicaSetController
 from meshcanary.sandbox.controllers.scheduler import Scheduler
 from meshcanary.sandbox.controllers.serviceaccounts import ServiceAccountController
+from meshcanary.sandbox.controllers.statefulsets import StatefulSetController
 
 CONTROLLERS: tuple[type[Controller], ...] = (
     GarbageCollector,
@@ -27,6 +33,12 @@ CONTROLLERS: tuple[type[Controller], ...] = (
     Kubelet,
     ReplicaSetController,
     DeploymentController,
+    StatefulSetController,
+    DaemonSetController,
+    JobController,
+    CronJobController,
+    EndpointsController,
+    LoadBalancerController,
 )
 
 

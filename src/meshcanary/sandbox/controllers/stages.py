@@ -11,8 +11,11 @@ after a restart: the stored status *is* the state.
 
 Faults (`sandbox.meshcanary.io/v1` `Fault` objects with a `spec.pod`) are resolved per pod by
 `pod_fault_effect` and only steer which stage comes next. A pod that is already Ready when a
-fault appears stays Ready, because no stage selects a Ready pod: like a real broken rollout, only
-pods that start (or restart) afterwards are hit. Pods still on their way to Ready are affected.
+fault appears stays Ready, because no fault stage selects a Ready pod: like a real broken
+rollout, only pods that start afterwards are hit (pods still on their way to Ready included).
+Clearing a fault lets the pods it held back carry on: NeverReady pods become Ready, crash-looping
+ones come up after their current back-off. CrashLoop under restartPolicy Never leaves the
+container terminated with exit code 1 instead, as a kubelet does.
 """
 
 from __future__ import annotations
@@ -302,7 +305,7 @@ class EventSpec:
     type: str = "Normal"
 
 
-ContainerChange = Literal["start", "ready", "complete", "crash", "restart"]
+ContainerChange = Literal["start", "ready", "complete", "fail", "crash", "restart"]
 
 
 @dataclass(frozen=True)
@@ -361,6 +364,18 @@ STAGES: Final[tuple[Stage, ...]] = (
         StageSelector(phases=_RUNNING, deleting=False, containers="some-waiting"),
         Delay("crash_backoff", jitter=False),
         NextStatus(containers="restart"),
+    ),
+    Stage(
+        "pod-container-fail",  # restartPolicy Never: the container stays terminated
+        StageSelector(
+            phases=_RUNNING,
+            deleting=False,
+            restart_policies=frozenset({"Never"}),
+            effects=frozenset({"CrashLoop"}),
+            containers="target-running",
+        ),
+        Delay("pod_ready_delay"),
+        NextStatus(containers="fail"),
     ),
     Stage(
         "pod-crash",
@@ -591,11 +606,21 @@ def _complete(pod: Pod, status: dict[str, Any], ctx: StatusContext) -> None:
         entry["ready"], entry["started"] = False, False
 
 
+def _targets(status: dict[str, Any], ctx: StatusContext) -> list[dict[str, Any]]:
+    """The container statuses of the container the fault breaks."""
+    name = ctx.fault.container if ctx.fault is not None else None
+    return [e for e in status.get("containerStatuses") or [] if name and e.get("name") == name]
+
+
+def _fail(pod: Pod, status: dict[str, Any], ctx: StatusContext) -> None:
+    for entry in _targets(status, ctx):
+        entry["state"] = {"terminated": _terminated(entry, 1, "Error", ctx.stamp)}
+        entry["ready"], entry["started"] = False, False
+
+
 def _crash(pod: Pod, status: dict[str, Any], ctx: StatusContext) -> None:
     meta = pod["metadata"]
-    for entry in status.get("containerStatuses") or []:
-        if ctx.fault is None or entry.get("name") != ctx.fault.container:
-            continue
+    for entry in _targets(status, ctx):
         entry["lastState"] = {"terminated": _terminated(entry, 1, "Error", ctx.stamp)}
         entry["restartCount"] = int(entry.get("restartCount") or 0) + 1
         entry["ready"], entry["started"] = False, False
@@ -623,6 +648,7 @@ _CONTAINER_CHANGES: Final[
     "start": _start,
     "ready": _ready,
     "complete": _complete,
+    "fail": _fail,
     "crash": _crash,
     "restart": _restart,
 }

@@ -352,6 +352,21 @@ def test_crash_loop_crashes_restarts_and_counts() -> None:
         assert "running" in proxy["state"] and proxy["containerID"] != before
 
 
+def test_crash_loop_without_restarts_leaves_the_container_terminated() -> None:
+    fault = PodFault("f", "CrashLoop", "istio-proxy")
+    p = advanced(pod(proxy=PROXY_115, owner="Job", restart="Never"), fault)
+    assert stage_name(p, fault) == "pod-container-fail"
+    p = advanced(p, fault)
+    proxy = p["status"]["containerStatuses"][1]
+    assert proxy["state"]["terminated"]["exitCode"] == 1
+    assert proxy["restartCount"] == 0
+    assert stage_name(p, fault) == "pod-ready"  # the app container still becomes ready
+    p = advanced(p, fault)
+    assert stage_name(p, fault) is None
+    assert p["status"]["phase"] == "Running"
+    assert condition(p, "Ready")["message"] == "containers with unready status: [istio-proxy]"
+
+
 def test_crash_loop_pod_recovers_once_the_fault_is_gone() -> None:
     fault = PodFault("f", "CrashLoop", "app")
     crashed = advanced(advanced(pod(), fault), fault)
