@@ -25,7 +25,16 @@ from tests.e2e.conftest import RunningSandbox, requires_kubectl
 pytestmark = [pytest.mark.e2e, requires_kubectl]
 
 CRD_FILE = Path(__file__).resolve().parents[2] / "deploy" / "crds" / "istiocontrolplanes.yaml"
-SEED_COLUMNS = ["NAME", "MODE", "NETWORK", "STATUS", "MESH EXPANSION", "EXPANSION GW IPS", "ERROR", "AGE"]
+SEED_COLUMNS = [
+    "NAME",
+    "MODE",
+    "NETWORK",
+    "STATUS",
+    "MESH EXPANSION",
+    "EXPANSION GW IPS",
+    "ERROR",
+    "AGE",
+]
 
 
 def icp(name: str, **fields: Any) -> str:
@@ -41,16 +50,27 @@ def columns(header: str) -> list[str]:
 @pytest.fixture
 def crd(sandbox: RunningSandbox) -> RunningSandbox:
     sandbox.kubectl("apply", "-f", str(CRD_FILE))
-    sandbox.kubectl(
-        "wait", "--for=condition=Established", "crd/istiocontrolplanes.meshcanary.io"
-    )
+    sandbox.kubectl("wait", "--for=condition=Established", "crd/istiocontrolplanes.meshcanary.io")
     return sandbox
 
 
 def test_get_prints_the_seed_columns(crd: RunningSandbox, namespace: str) -> None:
-    crd.kubectl("apply", "-n", namespace, "-f", "-", input=icp("cp-v113x", version="1.13.9", meshExpansion={"enabled": True}))
+    crd.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=icp("cp-v113x", version="1.13.9", meshExpansion={"enabled": True}),
+    )
     crd.kubectl("apply", "-n", namespace, "-f", "-", input=icp("cp-v115x", version="1.15.3"))
-    patch = {"status": {"status": "Available", "gatewayAddress": ["3.122.28.53", "3.122.43.249"], "proxies": 3}}
+    patch = {
+        "status": {
+            "status": "Available",
+            "gatewayAddress": ["3.122.28.53", "3.122.43.249"],
+            "proxies": 3,
+        }
+    }
     crd.kubectl(
         "patch", "istiocontrolplane", "cp-v113x", "-n", namespace,
         "--subresource=status", "--type=merge", "-p", json.dumps(patch),
@@ -119,7 +139,9 @@ def test_the_api_server_applies_the_defaults(crd: RunningSandbox, namespace: str
 def test_bad_specs_are_rejected_with_a_clear_message(
     crd: RunningSandbox, namespace: str, fields: dict[str, Any], message: str
 ) -> None:
-    result = crd.kubectl("apply", "-n", namespace, "-f", "-", input=icp("bad", **fields), check=False)
+    result = crd.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=icp("bad", **fields), check=False
+    )
     assert result.returncode != 0
     assert message in result.stderr
     assert crd.kubectl("get", "icp", "-n", namespace, "-o", "name").stdout == ""
@@ -179,9 +201,11 @@ def test_a_rendered_revision_runs_injects_and_is_available(
         )  # fmt: skip
         wide = crd.kubectl("get", "icp", "-n", namespace, "-o", "wide").stdout
         print(wide)
-        row = wide.splitlines()[1].split()
-        assert row[:5] == ["cp-v113x", "ACTIVE", "network1", "Available", "false"]
-        assert row[-2:] == ["1.13.9", "1"]
+        header, row = wide.splitlines()
+        assert row.split()[:5] == ["cp-v113x", "ACTIVE", "network1", "Available", "false"]
+        assert row.split()[-2:] == ["1.13.9", "1"]
+        gw_ips = header.index("EXPANSION GW IPS")
+        assert row[gw_ips : header.index("ERROR")].strip() == "", "no address: a blank cell"
     finally:
         for kind in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations",
                      "clusterrolebindings", "clusterroles"):  # fmt: skip

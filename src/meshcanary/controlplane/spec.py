@@ -3,11 +3,12 @@
 The CRD's OpenAPI schema (`crd.py`) catches what a structural schema can: types, enums, the
 version pattern, minimums. What it cannot see is caught here, before anything is rendered:
 
-- names that would make an invalid object: the revision `<cp>.<ns>` is a label value (at most 63
-  characters), `istiod-<cp>` is a Service name (a DNS-1035 label: no dots), and with mesh
-  expansion so is `istio-meshexpansion-<cp>`;
-- a version outside the range meshcanary supports (`mesh.versions`);
-- image references that would not pull (`tag` with a slash, an empty hub).
+- names that would make invalid or clashing objects: the revision `<cp>.<ns>` is a label value
+  (at most 63 characters, `mesh.revisions` checks it), `istiod-<cp>` and, with mesh expansion,
+  `istio-meshexpansion-<cp>` are Service names (at most 63), and a dot in `<cp>` is refused
+  (istio-operator v2 turns dots into dashes, so `a.b` and `a-b` would share every object);
+- a version outside the range meshcanary supports (`mesh.versions.SUPPORTED_MINORS`);
+- image references that cannot work (a tag with a slash, a hub ending in `/`, whitespace).
 
 `parse` also applies the schema's defaults itself, so a resource read from a file (a dry run, a
 unit test) yields the same model as one the API server defaulted; the default values live here

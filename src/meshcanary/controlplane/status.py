@@ -10,14 +10,15 @@ The rules, first match wins:
 1. `ReconcileFailed` when the spec is unusable (`spec.SpecError`: a bad name, a version outside
    the range meshcanary supports), when applying the rendered objects failed (`apply_error`), or
    when this revision's injection webhooks would overlap another revision's (see `overlaps`).
-2. `ReconcileFailed` when istiod's rollout exceeded its progress deadline, or when it is scaled to
-   0 replicas on purpose. Decision: zero replicas is not "available" (nothing answers the
-   injection webhook, whose `failurePolicy: Fail` then blocks pod creation in every namespace
-   that selects the revision), and it is not "reconciling" either (nothing is in progress), so it
-   fails with a message saying so.
-3. `Reconciling` until istiod's Deployment exists, its controller has observed its latest
-   generation, at least one replica runs the current template, no replica runs an older one, and
-   at least one replica is available (`availableReplicas >= 1`).
+2. `Reconciling` while istiod's Deployment does not exist or its controller has not observed its
+   latest generation; then `ReconcileFailed` when its rollout exceeded its progress deadline, or
+   when it is scaled to 0 replicas on purpose. Decision: zero replicas is not "available"
+   (nothing answers the injection webhook, whose `failurePolicy: Fail` then blocks pod creation
+   in every namespace that selects the revision), and it is not "reconciling" either (nothing is
+   in progress), so it fails with a message saying so.
+3. `Reconciling` until at least one replica runs the current template, no replica runs an older
+   one (a version change is a rollout, not yet the new control plane), and at least one replica
+   is available (`availableReplicas >= 1`).
 4. With mesh expansion, `Reconciling` while the gateway's LoadBalancer has no address (message
    "expansion gateway address is pending"). Decision: pending is the normal first minute of a
    LoadBalancer, so it is not a failure at first; after `GATEWAY_PENDING_TIMEOUT` (measured from
@@ -70,7 +71,9 @@ class Status(TypedDict):
 
     status: str
     errorMessage: str
-    gatewayAddress: list[str]
+    gatewayAddress: list[str] | None
+    """None when there is no address: written as null, a merge patch removes the field, and the
+    EXPANSION GW IPS column stays blank as in the seed (an empty list would print `[]`)."""
     proxies: int
     namespaces: list[str]
     observedGeneration: int
@@ -150,7 +153,7 @@ def compute_status(resource: Mapping[str, Any], observed: Observed) -> Result:
     status = Status(
         status=verdict.state.value,
         errorMessage=verdict.message,
-        gatewayAddress=gateway_addresses(observed.gateway_service) if cp else [],
+        gatewayAddress=(gateway_addresses(observed.gateway_service) if cp else []) or None,
         proxies=count_proxies(revision, observed.pods),
         namespaces=selecting_namespaces(revision, observed.namespaces),
         observedGeneration=int(meta.get("generation") or 0),

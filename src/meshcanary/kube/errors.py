@@ -160,6 +160,20 @@ def from_api_error(error: ApiError) -> ApiFailure:
     return cls(message, code=code, reason=reason, retry_after=retry_after)
 
 
+def _from_status_error(error: httpx2.HTTPStatusError, server: str) -> ApiFailure:
+    """An HTTP error whose body was not decoded (e.g. a watch): its Status if readable."""
+    response = error.response
+    try:
+        status = response.json()
+    except (httpx2.ResponseNotRead, ValueError):
+        status = {}
+    if not isinstance(status, dict):
+        status = {}
+    code, reason = response.status_code, str(status.get("reason") or "")
+    message = status.get("message") or f"{server} answered HTTP {code} {response.reason_phrase}"
+    return failure_class(code, reason)(_one_line(str(message)), code=code, reason=reason)
+
+
 def translate(error: BaseException, server: str = "the API server") -> KubeError | None:
     """Our KubeError for a lightkube/transport exception, or None if it is not one of those."""
     if isinstance(error, KubeError):
@@ -167,9 +181,7 @@ def translate(error: BaseException, server: str = "the API server") -> KubeError
     if isinstance(error, ApiError):
         return from_api_error(error)
     if isinstance(error, httpx2.HTTPStatusError):
-        code = error.response.status_code
-        cls = failure_class(code, "")
-        return cls(f"{server} answered HTTP {code}", code=code)
+        return _from_status_error(error, server)
     if isinstance(error, httpx2.TransportError | ssl.SSLError | ConnectionError):
         return CannotConnect(f"cannot connect to {server}: {describe(error)}")
     if isinstance(error, ConfigError):

@@ -101,7 +101,7 @@ def test_a_minimal_resource_is_defaulted_like_the_model() -> None:
 
 
 def test_a_full_resource_is_valid_and_keeps_everything() -> None:
-    from tests.unit.controlplane.test_render import FULL
+    from tests.unit.controlplane.cases import FULL
 
     prepared, pruned = sandbox_schema.prepare(FULL, open_api())
     assert pruned == []

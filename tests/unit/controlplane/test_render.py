@@ -6,70 +6,13 @@ import copy
 import json
 from typing import Any
 
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
+from tests.unit.controlplane.cases import CASES, FULL, MINIMAL, PASSIVE, REV, UID
+from tests.unit.controlplane.conftest import Golden
 
 from meshcanary.controlplane import render, spec
 from meshcanary.mesh import injection, selectors
-from tests.unit.controlplane.conftest import Golden
-
-REV = "cp-v113x.istio-system"
-UID = "5b4f3c2a-0000-4000-8000-000000000113"
-
-MINIMAL: dict[str, Any] = {
-    "apiVersion": "meshcanary.io/v1alpha1",
-    "kind": "IstioControlPlane",
-    "metadata": {"name": "cp-v113x", "namespace": "istio-system", "uid": UID, "generation": 1},
-    "spec": {"version": "1.13.9"},
-}
-
-FULL: dict[str, Any] = {
-    "apiVersion": "meshcanary.io/v1alpha1",
-    "kind": "IstioControlPlane",
-    "metadata": {"name": "cp-v115x", "namespace": "istio-system", "uid": "uid-115", "generation": 4},
-    "spec": {
-        "version": "1.15.3",
-        "mode": "ACTIVE",
-        "networkName": "network2",
-        "meshExpansion": {"enabled": True},
-        "containerImageConfiguration": {
-            "hub": "registry.example.com/istio",
-            "tag": "1.15.3-distroless",
-            "imagePullPolicy": "IfNotPresent",
-            "imagePullSecrets": [{"name": "pull-secret"}],
-        },
-        "istiod": {
-            "deployment": {
-                "replicas": 2,
-                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
-                "env": [
-                    {"name": "PILOT_ENABLE_ANALYSIS", "value": "true"},
-                    {"name": "PILOT_TRACE_SAMPLING", "value": "5"},
-                ],
-                "nodeSelector": {"zone": "b", "kubernetes.io/os": "linux"},
-                "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "istio"}],
-            }
-        },
-        "proxy": {
-            "image": "registry.example.com/custom/proxy:1.15.3",
-            "resources": {"limits": {"cpu": "1", "memory": "512Mi"}},
-            "logLevel": "info",
-        },
-        "meshConfig": {
-            "accessLogFile": "/dev/stdout",
-            "defaultConfig": {"holdApplicationUntilProxyStarts": True},
-        },
-        "clusterID": "east",
-        "meshID": "mesh1",
-    },
-}
-
-PASSIVE: dict[str, Any] = {
-    "metadata": {"name": "cp-passive", "namespace": "istio-system"},
-    "spec": {"version": "1.15.3", "mode": "PASSIVE"},
-}
-
-CASES = {"active-minimal": MINIMAL, "active-full": FULL, "passive": PASSIVE}
 
 
 def rendered(resource: dict[str, Any]) -> list[dict[str, Any]]:
@@ -194,9 +137,7 @@ def test_webhooks_come_after_the_istiod_they_call() -> None:
 def test_istiod_deployment() -> None:
     deployment = one(rendered(MINIMAL), "Deployment")
     assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["selector"] == {
-        "matchLabels": {"app": "istiod", "istio.io/rev": REV}
-    }
+    assert deployment["spec"]["selector"] == {"matchLabels": {"app": "istiod", "istio.io/rev": REV}}
     template = deployment["spec"]["template"]
     assert template["metadata"]["labels"] == {
         "app": "istiod",
@@ -234,9 +175,9 @@ def test_istiod_deployment_follows_the_spec() -> None:
 
 
 def test_spec_env_replaces_a_default_in_place_and_appends_the_rest() -> None:
-    (container,) = one(rendered(FULL), "Deployment", "istiod-cp-v115x")["spec"]["template"][
-        "spec"
-    ]["containers"]
+    (container,) = one(rendered(FULL), "Deployment", "istiod-cp-v115x")["spec"]["template"]["spec"][
+        "containers"
+    ]
     names = [e["name"] for e in container["env"]]
     assert names.count("PILOT_ENABLE_ANALYSIS") == 1
     assert names[-1] == "PILOT_TRACE_SAMPLING"
@@ -486,7 +427,12 @@ def test_mesh_expansion_gateway() -> None:
     one(objects, "ServiceAccount", "istio-meshexpansion-cp-v115x")
     assert service["spec"]["type"] == "LoadBalancer"
     ports = {(p["name"], p["port"]) for p in service["spec"]["ports"]}
-    assert ports == {("status-port", 15021), ("tls", 15443), ("tcp-istiod", 15012), ("tcp-webhook", 15017)}
+    assert ports == {
+        ("status-port", 15021),
+        ("tls", 15443),
+        ("tcp-istiod", 15012),
+        ("tcp-webhook", 15017),
+    }
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert selectors.matches({"matchLabels": service["spec"]["selector"]}, pod_labels)
     istiod = one(objects, "Service", "istiod-cp-v115x")

@@ -6,14 +6,17 @@ import copy
 from typing import Any
 
 import pytest
+from tests.unit.controlplane.cases import FULL, MINIMAL
 
 from meshcanary.controlplane import crd, spec
 from meshcanary.sandbox.apiserver import schema as sandbox_schema
-from tests.unit.controlplane.test_render import FULL, MINIMAL
 
 
 def resource(name: str = "cp", namespace: str = "istio-system", **fields: Any) -> dict[str, Any]:
-    return {"metadata": {"name": name, "namespace": namespace}, "spec": {"version": "1.15.3", **fields}}
+    return {
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"version": "1.15.3", **fields},
+    }
 
 
 def problems(resource: dict[str, Any]) -> tuple[str, ...]:
@@ -169,7 +172,7 @@ def test_zero_replicas_are_allowed() -> None:
 
 
 def test_spec_error_message_joins_the_problems() -> None:
-    with pytest.raises(spec.SpecError, match="spec.version: Required value"):
+    with pytest.raises(spec.SpecError, match=r"spec\.version: Required value"):
         spec.parse({"metadata": {"name": "cp", "namespace": "ns"}})
 
 

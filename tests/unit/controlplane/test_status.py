@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.unit.controlplane.cases import MINIMAL
 
 from meshcanary.controlplane import render, spec, status
 from meshcanary.controlplane.status import Observed, State
 from meshcanary.mesh import selectors
-from tests.unit.controlplane.test_render import MINIMAL
 
 REV = "cp-v113x.istio-system"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -39,7 +39,11 @@ def istiod(
     conditions: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
-        "metadata": {"name": "istiod-cp-v113x", "namespace": "istio-system", "generation": generation},
+        "metadata": {
+            "name": "istiod-cp-v113x",
+            "namespace": "istio-system",
+            "generation": generation,
+        },
         "spec": {"replicas": replicas},
         "status": {
             "observedGeneration": observed,
@@ -51,7 +55,9 @@ def istiod(
     }
 
 
-def gateway(ingress: list[dict[str, str]] | None = None, age: timedelta = timedelta()) -> dict[str, Any]:
+def gateway(
+    ingress: list[dict[str, str]] | None = None, age: timedelta = timedelta()
+) -> dict[str, Any]:
     created = (NOW - age).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "metadata": {"name": "istio-meshexpansion-cp-v113x", "creationTimestamp": created},
@@ -97,7 +103,7 @@ def test_available_when_istiod_is_available() -> None:
     assert result.status == {
         "status": "Available",
         "errorMessage": "",
-        "gatewayAddress": [],
+        "gatewayAddress": None,
         "proxies": 0,
         "namespaces": [],
         "observedGeneration": 3,
@@ -113,10 +119,16 @@ def test_available_when_istiod_is_available() -> None:
     ("deployment", "message"),
     [
         (None, "istiod Deployment istio-system/istiod-cp-v113x does not exist yet"),
-        (istiod(generation=3, observed=2), "istiod Deployment istio-system/istiod-cp-v113x is being updated"),
+        (
+            istiod(generation=3, observed=2),
+            "istiod Deployment istio-system/istiod-cp-v113x is being updated",
+        ),
         (istiod(updated=0, current=1), "rollout in progress: 0 of 1 replicas updated"),
         (istiod(replicas=2, updated=2, current=3), "rollout in progress: 2 of 2 replicas updated"),
-        (istiod(available=0), "waiting for istiod istio-system/istiod-cp-v113x: 0 of 1 replicas available"),
+        (
+            istiod(available=0),
+            "waiting for istiod istio-system/istiod-cp-v113x: 0 of 1 replicas available",
+        ),
     ],
 )
 def test_reconciling_until_istiod_is_really_available(
@@ -128,9 +140,10 @@ def test_reconciling_until_istiod_is_really_available(
 
 
 def test_available_with_one_of_several_replicas_available() -> None:
-    assert compute(istiod=istiod(replicas=3, updated=3, current=3, available=1)).status[
-        "status"
-    ] == "Available"
+    assert (
+        compute(istiod=istiod(replicas=3, updated=3, current=3, available=1)).status["status"]
+        == "Available"
+    )
 
 
 def test_zero_replicas_is_a_failure_that_says_why() -> None:
@@ -284,7 +297,9 @@ def expressions(*items: tuple[str, str, list[str] | None]) -> dict[str, Any]:
 
 
 def rendered_webhooks(name: str, namespace_: str = "istio-system") -> dict[str, Any]:
-    cp = spec.parse({"metadata": {"name": name, "namespace": namespace_}, "spec": {"version": "1.15.3"}})
+    cp = spec.parse(
+        {"metadata": {"name": name, "namespace": namespace_}, "spec": {"version": "1.15.3"}}
+    )
     return render.injection_webhooks(cp)
 
 
@@ -298,8 +313,12 @@ UPSTREAM_DEFAULT = configuration(
     ),
     webhook(
         "object.sidecar-injector.istio.io",
-        expressions(("istio-injection", "DoesNotExist", None), ("istio.io/rev", "DoesNotExist", None)),
-        expressions(("sidecar.istio.io/inject", "In", ["true"]), ("istio.io/rev", "DoesNotExist", None)),
+        expressions(
+            ("istio-injection", "DoesNotExist", None), ("istio.io/rev", "DoesNotExist", None)
+        ),
+        expressions(
+            ("sidecar.istio.io/inject", "In", ["true"]), ("istio.io/rev", "DoesNotExist", None)
+        ),
         service="istiod",
     ),
 )
@@ -372,15 +391,21 @@ def test_a_webhook_calling_our_own_istiod_is_not_another_revision() -> None:
 def test_invalid_selectors_are_ignored() -> None:
     broken = configuration(
         "broken",
-        webhook("sidecar-injector.istio.io", {"matchExpressions": [{"key": "a", "operator": "Maybe"}]}),
+        webhook(
+            "sidecar-injector.istio.io", {"matchExpressions": [{"key": "a", "operator": "Maybe"}]}
+        ),
     )
     assert status.overlaps(spec.parse(MINIMAL), [broken]) == []
 
 
 KEYS = ("a", "b")
 VALUES = ("x", "y", "z")
-requirement = st.one_of(
-    st.tuples(st.sampled_from(KEYS), st.sampled_from(["In", "NotIn"]), st.sets(st.sampled_from(VALUES), min_size=1)),
+requirement: st.SearchStrategy[tuple[str, str, set[str]]] = st.one_of(
+    st.tuples(
+        st.sampled_from(KEYS),
+        st.sampled_from(["In", "NotIn"]),
+        st.sets(st.sampled_from(VALUES), min_size=1),
+    ),
     st.tuples(st.sampled_from(KEYS), st.sampled_from(["Exists", "DoesNotExist"]), st.just(set())),
 )
 selector = st.lists(requirement, max_size=4).map(
@@ -405,7 +430,9 @@ def label_sets() -> list[dict[str, str]]:
 def test_selectors_intersect_exactly_when_some_labels_match_both(
     a: dict[str, Any], b: dict[str, Any]
 ) -> None:
-    brute = any(selectors.matches(a, labels) and selectors.matches(b, labels) for labels in label_sets())
+    brute = any(
+        selectors.matches(a, labels) and selectors.matches(b, labels) for labels in label_sets()
+    )
     assert status.selectors_intersect(a, b) is brute
 
 
@@ -415,7 +442,9 @@ def test_none_selectors_intersect_with_anything_satisfiable() -> None:
     assert not status.selectors_intersect(
         expressions(("a", "Exists", None)), expressions(("a", "DoesNotExist", None))
     )
-    assert status.selectors_intersect({"matchLabels": {"a": "x"}}, expressions(("a", "NotIn", ["y"])))
+    assert status.selectors_intersect(
+        {"matchLabels": {"a": "x"}}, expressions(("a", "NotIn", ["y"]))
+    )
 
 
 # -- transitions ----------------------------------------------------------------------------------

@@ -69,7 +69,12 @@ def test_non_json_status_errors() -> None:
     error = httpx2.HTTPStatusError("bad", request=REQUEST, response=response)
     failure = errors.translate(error, "https://api.example")
     assert isinstance(failure, errors.ServerError)
-    assert str(failure) == "https://api.example answered HTTP 502"
+    assert str(failure) == "https://api.example answered HTTP 502 Bad Gateway"
+    body = {"kind": "Status", "code": 409, "reason": "AlreadyExists", "message": "exists"}
+    response = httpx2.Response(409, json=body, request=REQUEST)
+    error = httpx2.HTTPStatusError("x", request=REQUEST, response=response)
+    failure = errors.translate(error)
+    assert isinstance(failure, errors.AlreadyExists) and str(failure) == "exists"
 
 
 @pytest.mark.parametrize(

@@ -254,13 +254,12 @@ class CronJobController(OwnerController):
         now = self.clock.now()
         status = dict(owner.get("status") or {})
         self._track(owner, status)
-        plan = _plan(owner)
-        runs = plan is not None and not owner["spec"].get("suspend")
-        if plan is not None and runs and not owner["metadata"].get("deletionTimestamp"):
+        plan = None if owner["spec"].get("suspend") else _plan(owner)
+        if plan is not None and not owner["metadata"].get("deletionTimestamp"):
             await self._run_due(owner, status, *plan, now)
         await self._prune(owner)
         await self._write_status(owner, status)
-        if plan is not None and runs:
+        if plan is not None:
             upcoming = plan[0].next_after(now, plan[1])
             if upcoming is not None:
                 self.queue.add_after(object_key(owner), (upcoming - now).total_seconds())

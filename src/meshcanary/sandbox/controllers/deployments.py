@@ -44,6 +44,7 @@ from meshcanary.sandbox.controllers.podtemplates import (
     object_key,
     other_owners,
     parse_time,
+    set_owners,
     template_hash,
 )
 from meshcanary.sandbox.controllers.replicasets import PODS, REPLICASETS
@@ -768,8 +769,9 @@ class DeploymentController(Controller):
         created, existed = await self._create_rs(s, body)
         self._replicasets.observe(created)
         self._rs_keys[created["metadata"]["uid"]] = object_key(created)
-        s.rs_list.append(created)
         s.new_uid = created["metadata"]["uid"]
+        if s.new is None:
+            s.rs_list.append(created)
         needs_update = set_deployment_revision(s.d, str(new_revision))
         if not existed and has_deadline(s.d):
             message = f'Created new replica set "{created["metadata"]["name"]}"'
@@ -1008,10 +1010,10 @@ class DeploymentController(Controller):
         if wanted is not None and wanted != annotations_of(current).get(REVISION):
             patch = {"metadata": {"annotations": {REVISION: wanted}, "resourceVersion": rv}}
             raw = orjson.dumps(patch)
-            opts = OPTIONS
-            current = (
-                await self.cluster.patch(self._deploy_type, namespace, name, PATCH_MERGE, raw, opts)
-            ).obj
+            patched = await self.cluster.patch(
+                self._deploy_type, namespace, name, PATCH_MERGE, raw, OPTIONS
+            )
+            current = patched.obj
         if d.get("status") != current.get("status"):
             body = {**current, "status": d.get("status") or {}}
             result = await self.cluster.update(
@@ -1037,15 +1039,6 @@ class DeploymentController(Controller):
         s.replace(result.obj)
 
     async def _set_owners(self, rs: Obj, owners: list[Any]) -> Obj:
-        namespace, name = object_key(rs)
-        patch = {
-            "metadata": {
-                "ownerReferences": owners or None,
-                "resourceVersion": rs["metadata"]["resourceVersion"],
-            }
-        }
-        result = await self.cluster.patch(
-            self._rs_type, namespace, name, PATCH_MERGE, orjson.dumps(patch), OPTIONS
-        )
-        self._replicasets.observe(result.obj)
-        return result.obj
+        stored = await set_owners(self.cluster, self._rs_type, rs, owners, OPTIONS)
+        self._replicasets.observe(stored)
+        return stored

@@ -11,8 +11,8 @@ ipMode: VIP}]` from 203.0.113.0/24 (TEST-NET-3, never routed): its `spec.loadBal
 that is in the pool and free, else the IP it already has, else the lowest free one. The IP is
 released when the Service goes or stops being a LoadBalancer (its status is then cleared), and
 Services left waiting on an exhausted pool get the freed IP. Which Service holds which IP is
-rebuilt from the Services' own status on `resync` (earliest-created first, so a duplicate after
-a crash goes to the older Service), so a restart changes no address.
+rebuilt from the Services' own status on `resync` (earliest-created first, then by name, so a
+duplicate after a crash goes to the older Service), so a restart changes no address.
 
 Left out: the `service.kubernetes.io/load-balancer-cleanup` finalizer (deletion never waits on
 this controller) and per-port status.

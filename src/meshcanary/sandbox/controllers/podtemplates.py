@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from meshcanary.sandbox.apiserver.cluster import Cluster
+from meshcanary.sandbox.apiserver.cluster import PATCH_MERGE, Cluster, WriteOptions
 from meshcanary.sandbox.apiserver.registry import ResourceType
 from meshcanary.sandbox.apiserver.store import Event
 from meshcanary.sandbox.controllers.base import Context, Controller
@@ -97,6 +97,22 @@ def builtin_type(cluster: Cluster, group: str, version: str, plural: str) -> Res
     if rt is None:
         raise RuntimeError(f"the registry has no {group}/{version} {plural}")
     return rt
+
+
+async def set_owners(
+    cluster: Cluster, rt: ResourceType, obj: dict[str, Any], owners: list[Any], opts: WriteOptions
+) -> dict[str, Any]:
+    """Replace `obj`'s ownerReferences (adopting or releasing it); the object as stored.
+
+    Guarded by `obj`'s resourceVersion, so a decision taken on a stale copy fails with 409."""
+    namespace, name = object_key(obj)
+    meta = {
+        "ownerReferences": owners or None,
+        "resourceVersion": obj["metadata"]["resourceVersion"],
+    }
+    raw = orjson.dumps({"metadata": meta})
+    result = await cluster.patch(rt, namespace, name, PATCH_MERGE, raw, opts)
+    return result.obj
 
 
 def new_pod(

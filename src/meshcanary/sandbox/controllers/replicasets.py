@@ -24,10 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from meshcanary.sandbox.apiserver import errors
-from meshcanary.sandbox.apiserver.cluster import PATCH_MERGE, Cluster, WriteOptions
+from meshcanary.sandbox.apiserver.cluster import Cluster, WriteOptions
 from meshcanary.sandbox.apiserver.metadata import now_rfc3339
 from meshcanary.sandbox.apiserver.selectors import LabelSelector, label_selector_from_dict
 from meshcanary.sandbox.apiserver.store import Event
@@ -48,6 +46,7 @@ from meshcanary.sandbox.controllers.podtemplates import (
     pod_is_ready,
     ready_since,
     seconds_until_available,
+    set_owners,
 )
 
 PODS = "/pods"
@@ -187,18 +186,9 @@ class ReplicaSetController(Controller):
         return [entry.obj for entry in found if entry is not None]
 
     async def _set_owners(self, pod: dict[str, Any], owners: list[Any]) -> dict[str, Any]:
-        namespace, name = object_key(pod)
-        patch = {
-            "metadata": {
-                "ownerReferences": owners or None,
-                "resourceVersion": pod["metadata"]["resourceVersion"],
-            }
-        }
-        result = await self.cluster.patch(
-            self._pod_type, namespace, name, PATCH_MERGE, orjson.dumps(patch), OPTIONS
-        )
-        self._pods.observe(result.obj)
-        return result.obj
+        stored = await set_owners(self.cluster, self._pod_type, pod, owners, OPTIONS)
+        self._pods.observe(stored)
+        return stored
 
     async def _manage(
         self, rs: dict[str, Any], pods: list[dict[str, Any]]

@@ -24,7 +24,7 @@ from meshcanary.sandbox.controllers.deployments import (
     max_unavailable,
     scaled_value,
 )
-from meshcanary.sandbox.controllers.podtemplates import pod_is_active, pod_is_ready
+from meshcanary.sandbox.controllers.podtemplates import pod_is_active, pod_is_ready, template_hash
 from meshcanary.sandbox.controllers.replicasets import ReplicaSetController
 
 REVISION = "deployment.kubernetes.io/revision"
@@ -305,6 +305,29 @@ async def test_scaling_mid_rollout_is_proportional(harness: Harness) -> None:
     # The Kubernetes documentation's example: 3 more for the old, 2 for the new.
     assert (old["spec"]["replicas"], new["spec"]["replicas"]) == (11, 7)
     assert new["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] == "15"
+
+
+async def test_a_name_taken_by_a_foreign_replica_set_bumps_the_collision_count(
+    harness: Harness,
+) -> None:
+    deployments = harness.rt("apps", "deployments")
+    body = {"apiVersion": "apps/v1", "kind": "Deployment", **deployment(replicas=1)}
+    dry = await harness.cluster.create(deployments, NS, body, WriteOptions(dry_run=True))
+    taken = f"web-{template_hash(dry.obj['spec']['template'])}"
+    squatter = {
+        "metadata": {"name": taken, "labels": {"app": "other"}},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "other"}},
+            "template": template("other"),
+        },
+    }
+    await harness.create("replicasets", squatter)
+    await harness.create("deployments", deployment(replicas=1))
+    assert harness.get("deployments", "web")["status"]["collisionCount"] == 1
+    [ours] = [rs for rs in harness.all("replicasets") if rs["metadata"]["name"] != taken]
+    assert ours["spec"]["replicas"] == 1
+    await roll_to_completion(harness)
 
 
 async def test_a_restarted_controller_finishes_a_half_done_rollout(tmp_path: Path) -> None:
