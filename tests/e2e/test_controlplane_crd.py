@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,3 +211,53 @@ def test_a_rendered_revision_runs_injects_and_is_available(
         for kind in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations",
                      "clusterrolebindings", "clusterroles"):  # fmt: skip
             crd.kubectl("delete", kind, "-l", render.selector(cp), "--wait=false", check=False)
+
+
+def test_the_expansion_gateway_address_reaches_the_status(
+    crd: RunningSandbox, namespace: str
+) -> None:
+    crd.kubectl(
+        "apply", "-n", namespace, "-f", "-",
+        input=icp("cp-v115x", version="1.15.3", meshExpansion={"enabled": True}),
+    )  # fmt: skip
+    cp = spec.parse(read(crd, "icp", "cp-v115x", "-n", namespace))
+    try:
+        crd.kubectl(
+            "apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(render.render(cp))
+        )
+        crd.kubectl(
+            "rollout", "status", "deployment/istiod-cp-v115x", "-n", namespace, "--timeout=60s"
+        )
+        gateway = wait_for_address(crd, namespace, render.expansion_gateway_name(cp))
+        result = status.compute_status(
+            read(crd, "icp", "cp-v115x", "-n", namespace),
+            status.Observed(
+                istiod=read(crd, "deployment", "istiod-cp-v115x", "-n", namespace),
+                gateway_service=gateway,
+            ),
+        )
+        assert result.status["status"] == "Available", result.status["errorMessage"]
+        (address,) = result.status["gatewayAddress"] or []
+        crd.kubectl(
+            "patch", "icp", "cp-v115x", "-n", namespace, "--subresource=status",
+            "--type=merge", "-p", json.dumps({"status": result.status}),
+        )  # fmt: skip
+        table = crd.kubectl("get", "icp", "-n", namespace).stdout
+        print(table)
+        assert table.splitlines()[1].split()[:6] == [
+            "cp-v115x", "ACTIVE", "network1", "Available", "true", f'["{address}"]'
+        ]  # fmt: skip
+    finally:
+        for kind in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations",
+                     "clusterrolebindings", "clusterroles"):  # fmt: skip
+            crd.kubectl("delete", kind, "-l", render.selector(cp), "--wait=false", check=False)
+
+
+def wait_for_address(sandbox: RunningSandbox, namespace: str, name: str) -> Any:
+    """The gateway Service once the sandbox's load-balancer controller gave it an address."""
+    deadline = time.monotonic() + 30
+    while True:
+        service = read(sandbox, "service", name, "-n", namespace)
+        if status.gateway_addresses(service) or time.monotonic() > deadline:
+            return service
+        time.sleep(0.2)

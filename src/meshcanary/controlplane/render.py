@@ -45,7 +45,6 @@ from typing import Any, Final
 import yaml
 
 from meshcanary.controlplane import spec
-from meshcanary.controlplane.spec import ControlPlane, Mode
 from meshcanary.mesh import injection, revisions
 
 Manifest = dict[str, Any]
@@ -103,7 +102,7 @@ RESTRICTED: Final = {
 """The container securityContext of istiod and the gateway (Pod Security "restricted")."""
 
 
-def render(cp: ControlPlane) -> list[Manifest]:
+def render(cp: spec.ControlPlane) -> list[Manifest]:
     """Every object of `cp`'s revision, in apply order (new dicts, sharing nothing)."""
     objects = [
         service_account(cp),
@@ -120,12 +119,12 @@ def render(cp: ControlPlane) -> list[Manifest]:
     if cp.mesh_expansion:
         objects += [gateway_service_account(cp), gateway_deployment(cp), gateway_service(cp)]
     objects.append(injection_webhooks(cp))
-    if cp.mode is Mode.ACTIVE:
+    if cp.mode is spec.Mode.ACTIVE:
         objects.append(validation_webhook(cp))
     return _fresh(objects)
 
 
-def labels(cp: ControlPlane) -> dict[str, str]:
+def labels(cp: spec.ControlPlane) -> dict[str, str]:
     """The labels every rendered object carries (also what `selector` matches)."""
     return {
         MANAGED_BY: MANAGER,
@@ -134,23 +133,23 @@ def labels(cp: ControlPlane) -> dict[str, str]:
     }
 
 
-def selector(cp: ControlPlane) -> str:
+def selector(cp: spec.ControlPlane) -> str:
     """A label selector (`kubectl -l` syntax) matching exactly the objects of `cp`."""
     return ",".join(f"{key}={value}" for key, value in sorted(labels(cp).items()))
 
 
-def expansion_gateway_name(cp: ControlPlane) -> str:
+def expansion_gateway_name(cp: spec.ControlPlane) -> str:
     return f"{spec.GATEWAY_PREFIX}-{cp.ref.cp_name}"
 
 
 # -- istiod ---------------------------------------------------------------------------------------
 
 
-def service_account(cp: ControlPlane) -> Manifest:
+def service_account(cp: spec.ControlPlane) -> Manifest:
     return _object("v1", "ServiceAccount", _metadata(cp, _istiod(cp), app=ISTIOD_APP))
 
 
-def role(cp: ControlPlane) -> Manifest:
+def role(cp: spec.ControlPlane) -> Manifest:
     rules = [
         _rule(["networking.istio.io"], ["gateways"], ["create"]),
         _rule([""], ["secrets"], ["create", "delete", "get", "list", "update", "watch"]),
@@ -161,7 +160,7 @@ def role(cp: ControlPlane) -> Manifest:
     return _object("rbac.authorization.k8s.io/v1", "Role", meta, rules=rules)
 
 
-def role_binding(cp: ControlPlane) -> Manifest:
+def role_binding(cp: spec.ControlPlane) -> Manifest:
     return _object(
         "rbac.authorization.k8s.io/v1",
         "RoleBinding",
@@ -171,12 +170,12 @@ def role_binding(cp: ControlPlane) -> Manifest:
     )
 
 
-def cluster_role(cp: ControlPlane) -> Manifest:
+def cluster_role(cp: spec.ControlPlane) -> Manifest:
     meta = _metadata(cp, revisions.cluster_role_name(cp.ref), app=ISTIOD_APP, namespaced=False)
     return _object("rbac.authorization.k8s.io/v1", "ClusterRole", meta, rules=_cluster_rules(cp))
 
 
-def cluster_role_binding(cp: ControlPlane) -> Manifest:
+def cluster_role_binding(cp: spec.ControlPlane) -> Manifest:
     name = revisions.cluster_role_name(cp.ref)
     return _object(
         "rbac.authorization.k8s.io/v1",
@@ -187,11 +186,11 @@ def cluster_role_binding(cp: ControlPlane) -> Manifest:
     )
 
 
-def _cluster_rules(cp: ControlPlane) -> list[dict[str, Any]]:
+def _cluster_rules(cp: spec.ControlPlane) -> list[dict[str, Any]]:
     """upstream istiod's ClusterRole; webhook writes only on this revision's configurations."""
     read = ["get", "list", "watch"]
     own_webhooks = [revisions.mutating_webhook_name(cp.ref)]
-    if cp.mode is Mode.ACTIVE:
+    if cp.mode is spec.Mode.ACTIVE:
         own_webhooks.append(revisions.validating_webhook_name(cp.ref))
     istio_groups = [*sorted({*ISTIO_API_GROUPS, "config.istio.io"})]
     gateway_groups = ["gateway.networking.k8s.io", "networking.x-k8s.io"]
@@ -225,7 +224,7 @@ _CSR_RESOURCES: Final = [
 ]
 
 
-def istiod_service(cp: ControlPlane) -> Manifest:
+def istiod_service(cp: spec.ControlPlane) -> Manifest:
     ports = [
         _service_port("grpc-xds", XDS_PORT),
         _service_port("https-dns", XDS_TLS_PORT),
@@ -233,13 +232,13 @@ def istiod_service(cp: ControlPlane) -> Manifest:
         _service_port("http-monitoring", MONITORING_PORT),
     ]
     body: dict[str, Any] = {"ports": ports, "selector": _istiod_selector(cp), "type": "ClusterIP"}
-    if cp.mode is Mode.PASSIVE:
+    if cp.mode is spec.Mode.PASSIVE:
         body["clusterIP"] = "None"
     meta = _metadata(cp, _istiod(cp), app=ISTIOD_APP, extra={"istio": "istiod"})
     return _object("v1", "Service", meta, spec=body)
 
 
-def istiod_deployment(cp: ControlPlane) -> Manifest:
+def istiod_deployment(cp: spec.ControlPlane) -> Manifest:
     meta = _metadata(cp, _istiod(cp), app=ISTIOD_APP, extra={"istio": "istiod"})
     body = {
         "replicas": cp.istiod.replicas,
@@ -263,7 +262,7 @@ def istiod_deployment(cp: ControlPlane) -> Manifest:
     return _object("apps/v1", "Deployment", meta, spec=body)
 
 
-def _istiod_pod_spec(cp: ControlPlane) -> dict[str, Any]:
+def _istiod_pod_spec(cp: spec.ControlPlane) -> dict[str, Any]:
     pod: dict[str, Any] = {
         "serviceAccountName": _istiod(cp),
         "containers": [_discovery_container(cp)],
@@ -278,7 +277,7 @@ def _istiod_pod_spec(cp: ControlPlane) -> dict[str, Any]:
     return {**pod, **_scheduling(cp)}
 
 
-def _discovery_container(cp: ControlPlane) -> dict[str, Any]:
+def _discovery_container(cp: spec.ControlPlane) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": "discovery",
         "image": cp.pilot_image,
@@ -320,13 +319,13 @@ def _discovery_container(cp: ControlPlane) -> dict[str, Any]:
     return container
 
 
-def _istiod_env(cp: ControlPlane) -> list[Mapping[str, Any]]:
+def _istiod_env(cp: spec.ControlPlane) -> list[Mapping[str, Any]]:
     """istiod's environment; a `spec.istiod.deployment.env` entry replaces one of the same name.
 
     Besides upstream's variables, the names istio-operator v2's istiod reads to find this
     revision's ConfigMaps and webhook configurations, so several istiods share one namespace.
     """
-    validator = revisions.validating_webhook_name(cp.ref) if cp.mode is Mode.ACTIVE else ""
+    validator = revisions.validating_webhook_name(cp.ref) if cp.mode is spec.Mode.ACTIVE else ""
     env: dict[str, Mapping[str, Any]] = {}
     for item in [
         _env("REVISION", cp.revision),
@@ -349,7 +348,7 @@ def _istiod_env(cp: ControlPlane) -> list[Mapping[str, Any]]:
     return list(env.values())
 
 
-def pod_disruption_budget(cp: ControlPlane) -> Manifest:
+def pod_disruption_budget(cp: spec.ControlPlane) -> Manifest:
     """`minAvailable: 1`, as upstream: with one replica, voluntary evictions of istiod wait."""
     body = {"minAvailable": 1, "selector": {"matchLabels": _istiod_selector(cp)}}
     meta = _metadata(cp, _istiod(cp), app=ISTIOD_APP, extra={"istio": "istiod"})
@@ -359,7 +358,7 @@ def pod_disruption_budget(cp: ControlPlane) -> Manifest:
 # -- configuration --------------------------------------------------------------------------------
 
 
-def mesh_config(cp: ControlPlane) -> Manifest:
+def mesh_config(cp: spec.ControlPlane) -> Manifest:
     """`istio-<cp>`: `mesh` is spec.meshConfig merged over the defaults (maps merge, lists
     are replaced), `meshNetworks` is empty (no multi-network gateways are rendered)."""
     mesh = merge(default_mesh_config(cp), cp.mesh_config)
@@ -368,7 +367,7 @@ def mesh_config(cp: ControlPlane) -> Manifest:
     return _object("v1", "ConfigMap", meta, data=data)
 
 
-def default_mesh_config(cp: ControlPlane) -> dict[str, Any]:
+def default_mesh_config(cp: spec.ControlPlane) -> dict[str, Any]:
     default_config: dict[str, Any] = {
         "discoveryAddress": revisions.istiod_address(cp.ref),
         "proxyMetadata": {},
@@ -383,7 +382,7 @@ def default_mesh_config(cp: ControlPlane) -> dict[str, Any]:
     }
 
 
-def injector_config(cp: ControlPlane) -> Manifest:
+def injector_config(cp: spec.ControlPlane) -> Manifest:
     """`istio-sidecar-injector-<cp>`: `values` (JSON) as the injection template reads them,
     and `config`, the injection policy naming the default template."""
     data = {
@@ -396,7 +395,7 @@ def injector_config(cp: ControlPlane) -> Manifest:
     return _object("v1", "ConfigMap", meta, data=data)
 
 
-def injector_values(cp: ControlPlane) -> dict[str, Any]:
+def injector_values(cp: spec.ControlPlane) -> dict[str, Any]:
     """The Helm-style values istiod hands the template: `.Values.global.proxy.image` etc.
 
     `global.proxy.image` is a name under `global.hub` (`proxyv2`) or a full reference, exactly
@@ -431,7 +430,7 @@ def injector_values(cp: ControlPlane) -> dict[str, Any]:
     }
 
 
-def _injection_policy(cp: ControlPlane) -> str:
+def _injection_policy(cp: spec.ControlPlane) -> str:
     summary = (
         f"# Injection policy of revision {cp.revision} (Istio {cp.version}): template "
         f"'sidecar' adds istio-proxy and istio-init ({cp.proxy_image}).\n"
@@ -449,7 +448,7 @@ def _injection_policy(cp: ControlPlane) -> str:
 # -- webhooks -------------------------------------------------------------------------------------
 
 
-def injection_webhooks(cp: ControlPlane) -> Manifest:
+def injection_webhooks(cp: spec.ControlPlane) -> Manifest:
     """The two revision webhooks: namespace label first, then pod label in unlabelled ones."""
     rev = cp.revision
     not_opted_out = _expression(injection.INJECT_LABEL, "NotIn", ["false"])
@@ -480,7 +479,7 @@ def injection_webhooks(cp: ControlPlane) -> Manifest:
     )
 
 
-def _injection_call(cp: ControlPlane) -> dict[str, Any]:
+def _injection_call(cp: spec.ControlPlane) -> dict[str, Any]:
     return {
         "admissionReviewVersions": ["v1", "v1beta1"],
         "clientConfig": {"service": _webhook_service(cp, "/inject")},
@@ -498,7 +497,7 @@ def _injection_call(cp: ControlPlane) -> dict[str, Any]:
     }
 
 
-def validation_webhook(cp: ControlPlane) -> Manifest:
+def validation_webhook(cp: spec.ControlPlane) -> Manifest:
     """Validation of Istio config labelled for this revision; `Ignore` so that an istiod being
     down never blocks config writes."""
     webhook = {
@@ -528,19 +527,19 @@ def validation_webhook(cp: ControlPlane) -> Manifest:
     )
 
 
-def _webhook_service(cp: ControlPlane, path: str) -> dict[str, Any]:
+def _webhook_service(cp: spec.ControlPlane, path: str) -> dict[str, Any]:
     return {"name": _istiod(cp), "namespace": cp.namespace, "path": path, "port": 443}
 
 
 # -- mesh expansion gateway -----------------------------------------------------------------------
 
 
-def gateway_service_account(cp: ControlPlane) -> Manifest:
+def gateway_service_account(cp: spec.ControlPlane) -> Manifest:
     meta = _metadata(cp, expansion_gateway_name(cp), app=GATEWAY_APP)
     return _object("v1", "ServiceAccount", meta)
 
 
-def gateway_deployment(cp: ControlPlane) -> Manifest:
+def gateway_deployment(cp: spec.ControlPlane) -> Manifest:
     meta = _metadata(cp, expansion_gateway_name(cp), app=GATEWAY_APP, extra=_gateway_extra())
     body = {
         "replicas": 1,
@@ -566,7 +565,7 @@ def gateway_deployment(cp: ControlPlane) -> Manifest:
     return _object("apps/v1", "Deployment", meta, spec=body)
 
 
-def _gateway_container(cp: ControlPlane) -> dict[str, Any]:
+def _gateway_container(cp: spec.ControlPlane) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": "istio-proxy",
         "image": cp.proxy_image,
@@ -606,7 +605,7 @@ def _gateway_container(cp: ControlPlane) -> dict[str, Any]:
     return container
 
 
-def _gateway_env(cp: ControlPlane) -> list[Mapping[str, Any]]:
+def _gateway_env(cp: spec.ControlPlane) -> list[Mapping[str, Any]]:
     address = revisions.istiod_address(cp.ref)
     return [
         _env("PILOT_CERT_PROVIDER", "istiod"),
@@ -624,7 +623,7 @@ def _gateway_env(cp: ControlPlane) -> list[Mapping[str, Any]]:
     ]
 
 
-def gateway_service(cp: ControlPlane) -> Manifest:
+def gateway_service(cp: spec.ControlPlane) -> Manifest:
     ports = [
         _service_port("status-port", 15021),
         _service_port("tls", 15443),
@@ -636,7 +635,7 @@ def gateway_service(cp: ControlPlane) -> Manifest:
     return _object("v1", "Service", meta, spec=body)
 
 
-def _gateway_selector(cp: ControlPlane) -> dict[str, str]:
+def _gateway_selector(cp: spec.ControlPlane) -> dict[str, str]:
     return {"app": GATEWAY_APP, revisions.REV_LABEL: cp.revision}
 
 
@@ -671,7 +670,7 @@ def _object(api_version: str, kind: str, metadata: Manifest, **body: Any) -> Man
 
 
 def _metadata(
-    cp: ControlPlane,
+    cp: spec.ControlPlane,
     name: str,
     *,
     app: str | None = None,
@@ -687,7 +686,7 @@ def _metadata(
     return meta
 
 
-def _owner_reference(cp: ControlPlane) -> dict[str, Any]:
+def _owner_reference(cp: spec.ControlPlane) -> dict[str, Any]:
     return {
         "apiVersion": spec.API_VERSION,
         "kind": spec.KIND,
@@ -698,11 +697,11 @@ def _owner_reference(cp: ControlPlane) -> dict[str, Any]:
     }
 
 
-def _istiod(cp: ControlPlane) -> str:
+def _istiod(cp: spec.ControlPlane) -> str:
     return revisions.istiod_name(cp.ref)
 
 
-def _istiod_selector(cp: ControlPlane) -> dict[str, str]:
+def _istiod_selector(cp: spec.ControlPlane) -> dict[str, str]:
     return {"app": ISTIOD_APP, revisions.REV_LABEL: cp.revision}
 
 
@@ -713,7 +712,7 @@ def _no_injection() -> dict[str, str]:
     return {injection.INJECT_LABEL: "false"}
 
 
-def _scheduling(cp: ControlPlane) -> dict[str, Any]:
+def _scheduling(cp: spec.ControlPlane) -> dict[str, Any]:
     """istiod's node selector and tolerations (`spec.istiod.deployment`), and pull secrets."""
     out = _pull_secrets(cp)
     if cp.istiod.node_selector:
@@ -723,7 +722,7 @@ def _scheduling(cp: ControlPlane) -> dict[str, Any]:
     return out
 
 
-def _pull_secrets(cp: ControlPlane) -> dict[str, Any]:
+def _pull_secrets(cp: spec.ControlPlane) -> dict[str, Any]:
     if not cp.images.pull_secrets:
         return {}
     return {"imagePullSecrets": [{"name": name} for name in cp.images.pull_secrets]}
@@ -742,7 +741,7 @@ def _role_ref(kind: str, name: str) -> dict[str, str]:
     return {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name}
 
 
-def _subject(cp: ControlPlane) -> dict[str, str]:
+def _subject(cp: spec.ControlPlane) -> dict[str, str]:
     return {"kind": "ServiceAccount", "name": _istiod(cp), "namespace": cp.namespace}
 
 

@@ -169,16 +169,16 @@ def _verdict(cp: spec.ControlPlane, observed: Observed) -> _Verdict:
     found = overlaps(cp, observed.webhook_configurations)
     if found:
         return _Verdict(State.FAILED, "; ".join(o.message for o in found))
-    verdict = istiod_verdict(cp, observed.istiod)
+    verdict = _istiod_verdict(cp, observed.istiod)
     if verdict.state is State.AVAILABLE and cp.mesh_expansion:
-        return gateway_verdict(cp, observed.gateway_service, observed.now)
+        return _gateway_verdict(cp, observed.gateway_service, observed.now)
     return verdict
 
 
 # -- istiod ---------------------------------------------------------------------------------------
 
 
-def istiod_verdict(cp: spec.ControlPlane, deployment: Mapping[str, Any] | None) -> _Verdict:
+def _istiod_verdict(cp: spec.ControlPlane, deployment: Mapping[str, Any] | None) -> _Verdict:
     """Rules 2 and 3: what istiod's Deployment says about the control plane."""
     name = f"{cp.namespace}/{revisions.istiod_name(cp.ref)}"
     if deployment is None:
@@ -230,7 +230,7 @@ def _scaled_to_zero(cp: spec.ControlPlane, name: str) -> str:
 # -- mesh expansion gateway -----------------------------------------------------------------------
 
 
-def gateway_verdict(
+def _gateway_verdict(
     cp: spec.ControlPlane, service: Mapping[str, Any] | None, now: datetime | None
 ) -> _Verdict:
     """Rule 4: Available once the gateway has an address; pending fails after a timeout."""

@@ -44,7 +44,10 @@ not_equal = operators.not_equal
 
 
 def labels_from_selector(selector: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A metav1.LabelSelector (a Deployment's `spec.selector`) as a `Labels` mapping."""
+    """A metav1.LabelSelector (a Deployment's `spec.selector`) as a `Labels` mapping.
+
+    One requirement per key: a key in both matchLabels and matchExpressions keeps the latter.
+    """
     labels: dict[str, Any] = dict((selector or {}).get("matchLabels") or {})
     for expression in (selector or {}).get("matchExpressions") or []:
         key, operator = expression["key"], expression["operator"]
@@ -76,9 +79,13 @@ async def pages(
 ) -> AsyncIterator[list[R]]:
     """Objects of `resource`, `limit` per request, one list per page.
 
-    `namespace` None lists a namespaced kind in all namespaces. Pages hold `limit` objects
-    except the last (a server returning short pages yields short pages here too, never longer).
-    Errors are KubeErrors; a continue token that expired mid-list raises `errors.Gone`.
+    `namespace` None lists a namespaced kind in all namespaces. Every request asks for `limit`
+    objects, and every page holds `limit` objects except the last, so pages and requests
+    coincide whenever the server fills its pages (a real one may return short pages when it
+    filters by fields; they are then joined up to `limit`).
+    Errors are KubeErrors, raised as they come: a page cannot be re-requested on its own (its
+    continue token is lightkube's), so a caller that wants retries wraps the whole listing in
+    `retry.call`. A continue token that expired mid-list raises `errors.Gone`.
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")

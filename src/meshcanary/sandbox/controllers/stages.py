@@ -121,14 +121,16 @@ def pod_fault_effect(
     for spec in faults:
         if spec.matches(pod, namespace_labels):
             names = [c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or []]
-            proxy = PROXY_CONTAINER if PROXY_CONTAINER in names else None
-            target = proxy
-            if spec.effect == "CrashLoop":
-                target = proxy or (names[0] if names else None)
-            elif spec.effect == "SlowStart":
-                target = None
-            return PodFault(spec.name, spec.effect, target, spec.start_delay)
+            return PodFault(spec.name, spec.effect, _target(spec.effect, names), spec.start_delay)
     return None
+
+
+def _target(effect: FaultEffect, names: Sequence[str]) -> str | None:
+    if effect == "SlowStart":
+        return None
+    if PROXY_CONTAINER in names:
+        return PROXY_CONTAINER
+    return names[0] if effect == "CrashLoop" and names else None
 
 
 def _proxy_image(pod: Pod) -> str | None:
