@@ -54,6 +54,9 @@ def pod(namespace: str, i: int) -> dict[str, Any]:
             },
         },
         "spec": {
+            # Not for the default scheduler: these pods measure the API server alone, so the
+            # simulated scheduler and kubelet leave them as they are.
+            "schedulerName": "benchmark-none",
             "containers": [
                 {"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}]},
                 {
