@@ -292,6 +292,7 @@ def _owned_replicaset(sandbox: RunningSandbox, namespace: str) -> None:
         "kind": "ReplicaSet",
         "metadata": {
             "name": "frontend-1",
+            "labels": {"app": "frontend"},
             "ownerReferences": [
                 {
                     "apiVersion": "apps/v1",

@@ -38,12 +38,12 @@ from meshcanary.sandbox.controllers.podtemplates import (
     Key,
     OwnerIndex,
     WorkQueue,
-    builtin_type,
     controller_ref,
     controller_uid,
     object_key,
     other_owners,
     parse_time,
+    served_type,
     set_owners,
     template_hash,
 )
@@ -508,8 +508,8 @@ class DeploymentController(Controller):
 
     def __init__(self, cluster: Cluster, context: Context | None = None) -> None:
         super().__init__(cluster, context)
-        self._deploy_type = builtin_type(cluster, "apps", "v1", "deployments")
-        self._rs_type = builtin_type(cluster, "apps", "v1", "replicasets")
+        self._deploy_type = served_type(cluster, DEPLOYMENTS)
+        self._rs_type = served_type(cluster, REPLICASETS)
         self._replicasets = OwnerIndex()
         self._pods = OwnerIndex()
         self._deployments: dict[str, Key] = {}

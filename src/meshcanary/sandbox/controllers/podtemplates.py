@@ -21,7 +21,6 @@ by scanning, and a burst of events for one owner is reconciled once.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,8 +31,6 @@ from meshcanary.sandbox.apiserver.cluster import PATCH_MERGE, Cluster, WriteOpti
 from meshcanary.sandbox.apiserver.registry import ResourceType
 from meshcanary.sandbox.apiserver.store import Event
 from meshcanary.sandbox.controllers.base import Context, Controller
-
-log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
 """(namespace, name) of an object of a known storage key."""
@@ -89,14 +86,6 @@ def controller_uid(obj: dict[str, Any]) -> str | None:
 def other_owners(obj: dict[str, Any], uid: str) -> list[Any]:
     """`obj`'s ownerReferences except the one to `uid` (what releasing it leaves)."""
     return [r for r in obj["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
-
-
-def builtin_type(cluster: Cluster, group: str, version: str, plural: str) -> ResourceType:
-    """A built-in type every controller relies on (its absence is a programming error)."""
-    rt = cluster.registry.get(group, version, plural)
-    if rt is None:
-        raise RuntimeError(f"the registry has no {group}/{version} {plural}")
-    return rt
 
 
 async def set_owners(

@@ -34,7 +34,6 @@ from meshcanary.sandbox.controllers.podtemplates import (
     Key,
     OwnerIndex,
     WorkQueue,
-    builtin_type,
     controller_ref,
     controller_uid,
     new_pod,
@@ -46,6 +45,7 @@ from meshcanary.sandbox.controllers.podtemplates import (
     pod_is_ready,
     ready_since,
     seconds_until_available,
+    served_type,
     set_owners,
 )
 
@@ -79,8 +79,8 @@ class ReplicaSetController(Controller):
 
     def __init__(self, cluster: Cluster, context: Context | None = None) -> None:
         super().__init__(cluster, context)
-        self._pod_type = builtin_type(cluster, "", "v1", "pods")
-        self._rs_type = builtin_type(cluster, "apps", "v1", "replicasets")
+        self._pod_type = served_type(cluster, PODS)
+        self._rs_type = served_type(cluster, REPLICASETS)
         self._pods = OwnerIndex()
         self._tracked: dict[str, dict[str, _Tracked]] = {}
         self._by_uid: dict[str, Key] = {}
