@@ -40,12 +40,13 @@ async def kube(sandbox: RunningSandbox) -> AsyncIterator[AsyncClient]:
 
 
 @pytest.fixture
-async def ns(kube: AsyncClient) -> str:
+async def ns(kube: AsyncClient) -> AsyncIterator[str]:
+    """A fresh namespace, deleted afterwards (without waiting) so the shared sandbox stays lean."""
     name = f"kube-{uuid.uuid4().hex[:8]}"
-    await apply.apply_manifests(
-        kube, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}]
-    )
-    return name
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    await apply.apply_manifests(kube, [namespace])
+    yield name
+    await apply.delete(kube, resources.Namespace, name)
 
 
 def configmap(name: str, namespace: str, labels: dict[str, str] | None = None, **data: str) -> Any:
