@@ -422,7 +422,9 @@ class Cluster:
         metadata.record_manager(
             new, opts.field_manager, "Apply", applied, rt.api_version, subresource
         )
-        return await self._write(rt, current.obj, new, opts, subresource, None)
+        # An applied configuration that names a resourceVersion is a precondition, as for
+        # any other write (kubernetes/website#40179).
+        return await self._write(rt, current.obj, new, opts, subresource, _patch_rv(applied))
 
     async def _write(
         self,
