@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from meshcanary.cli import sandbox
+from meshcanary.cli import common, controlplanes, migrate, namespaces, operator, proxies, sandbox
 
 app = typer.Typer(
     name="meshcanary",
@@ -21,6 +21,12 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(sandbox.app, name="sandbox")
+app.command("operator")(operator.operator)
+app.command("migrate")(migrate.migrate)
+app.command("rollback")(migrate.rollback)
+app.add_typer(controlplanes.app, name="cp")
+app.add_typer(namespaces.app, name="ns")
+app.command("proxies")(proxies.proxies)
 
 
 @app.callback()
@@ -29,6 +35,7 @@ def _root(
 ) -> None:
     """Canary upgrades of Istio control planes, verifiable and reversible."""
     sandbox.DEBUG[0] = debug
+    common.DEBUG[0] = debug
 
 
 def main() -> None:

@@ -163,6 +163,26 @@ async def apply_manifest(
     return dict(await retry.call(send, backoff=backoff))
 
 
+async def create(
+    client: AsyncClient,
+    manifest: Manifest,
+    *,
+    field_manager: str = kube_client.FIELD_MANAGER,
+    backoff: retry.Backoff = retry.DEFAULT,
+) -> dict[str, Any]:
+    """Create one object (POST), e.g. an Event with `metadata.generateName`; the server's copy.
+
+    Unlike `apply_manifest` it needs no name and fails with AlreadyExists if the name is taken.
+    """
+    resource = resources.for_manifest(manifest)
+    body = resource.from_dict(dict(manifest))
+
+    async def send() -> Any:
+        return await client.create(body, field_manager=field_manager)
+
+    return dict(await retry.call(send, backoff=backoff))
+
+
 async def merge_patch(
     client: AsyncClient,
     resource: type[Any],
@@ -185,6 +205,35 @@ async def merge_patch(
             dict(patch),
             namespace=namespace,
             patch_type=PatchType.MERGE,
+            dry_run=dry_run,
+        )
+
+    return dict(await retry.call(send, backoff=backoff))
+
+
+async def strategic_patch(
+    client: AsyncClient,
+    resource: type[Any],
+    name: str,
+    patch: Mapping[str, Any],
+    *,
+    namespace: str | None = None,
+    field_manager: str = kube_client.FIELD_MANAGER,
+    dry_run: bool = False,
+    backoff: retry.Backoff = retry.DEFAULT,
+) -> dict[str, Any]:
+    """A strategic merge patch (built-in kinds only), as `kubectl rollout restart` sends one.
+    Returns the patched object as a dict."""
+    target = resources.raw(resource)
+
+    async def send() -> Any:
+        return await client.patch(
+            target,
+            name,
+            dict(patch),
+            namespace=namespace,
+            patch_type=PatchType.STRATEGIC,
+            field_manager=field_manager,
             dry_run=dry_run,
         )
 

@@ -10,12 +10,15 @@ reached (checked up front, so a wrong port fails here rather than deep inside a 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import ssl
+import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import httpx2
 import msgspec
@@ -26,6 +29,9 @@ from lightkube.config.models import User
 from lightkube.resources.core_v1 import Namespace
 
 from meshcanary.kube import errors
+
+Client: TypeAlias = AsyncClient
+"""The client every other layer passes around (they name it without importing lightkube)."""
 
 FIELD_MANAGER: Final = "meshcanary"
 DEFAULT_KUBECONFIG: Final = "~/.kube/config"
@@ -102,17 +108,44 @@ def _client(
     transport: httpx2.AsyncBaseTransport | None,
 ) -> AsyncClient:
     try:
-        return AsyncClient(
+        client = AsyncClient(
             config,
             timeout=httpx2.Timeout(timeout),
             field_manager=field_manager,
             transport=transport,
         )
+        if os.environ.get(COUNT_REQUESTS_ENV):
+            _count_requests(client)
+        return client
     except (ConfigError, ssl.SSLError, OSError, ValueError, msgspec.MsgspecError) as error:
         where = f" ({config.fname})" if config.fname else ""
         raise errors.InvalidKubeconfig(
             f"cannot use context {config.context_name!r}{where}: {errors.describe(error)}"
         ) from error
+
+
+COUNT_REQUESTS_ENV: Final = "MESHCANARY_COUNT_REQUESTS"
+"""Set to count API requests (benchmarks, efficiency tests): the total goes to stderr at exit."""
+_COUNTED: dict[str, int] = {"requests": 0, "clients": 0}
+
+
+def _count_requests(client: AsyncClient) -> None:
+    """Count every HTTP request `client` sends; print `meshcanary: N API requests` at exit."""
+
+    async def count(request: httpx2.Request) -> None:
+        _COUNTED["requests"] += 1
+
+    http = client._client._client  # lightkube's GenericAsyncClient -> its httpx client
+    hooks = dict(http.event_hooks)
+    hooks["request"] = [*hooks.get("request", []), count]
+    http.event_hooks = hooks
+    _COUNTED["clients"] += 1
+    if _COUNTED["clients"] == 1:
+        atexit.register(_report_requests)
+
+
+def _report_requests() -> None:
+    print(f"meshcanary: {_COUNTED['requests']} API requests", file=sys.stderr)
 
 
 # -- kubeconfig resolution --------------------------------------------------------------------
@@ -218,3 +251,78 @@ def _in_cluster(paths: Sequence[Path], context: str | None) -> SingleConfig:
     raise errors.NoKubeconfig(
         f"no kubeconfig found (tried {tried}); set KUBECONFIG or pass --kubeconfig"
     )
+
+
+# -- credentials for other clients ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where and how to connect, as plain values, for clients other than lightkube (kopf).
+
+    Field names follow kubeconfig's meaning: `*_data` are base64 as in the file, paths are
+    absolute. `namespace` is the context's default namespace.
+    """
+
+    server: str
+    ca_path: str | None = None
+    ca_data: str | None = None
+    insecure: bool = False
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
+    certificate_path: str | None = None
+    certificate_data: str | None = None
+    private_key_path: str | None = None
+    private_key_data: str | None = None
+    namespace: str | None = None
+
+
+def credentials(kubeconfig: str | None = None, context: str | None = None) -> Credentials | None:
+    """The credentials of a kubeconfig context, resolved as `connect` resolves them.
+
+    None inside a cluster with no kubeconfig (use the service account). A user that needs an
+    exec plugin or an auth provider cannot be expressed as static credentials: InvalidKubeconfig.
+    """
+    no_files = not any(path.is_file() for path in kubeconfig_paths(kubeconfig))
+    if no_files and not kubeconfig and context is None and _in_cluster_available():
+        return None
+    config = load_config(kubeconfig, context)
+    user = config.user or User()
+    if user.exec is not None or user.auth_provider is not None:
+        raise errors.InvalidKubeconfig(
+            f"context {config.context_name!r} authenticates with an exec plugin or auth provider;"
+            " the operator needs a token, a client certificate or an in-cluster service account"
+        )
+    return Credentials(
+        server=str(config.cluster.server),
+        ca_path=_path(config, config.cluster.certificate_auth),
+        ca_data=config.cluster.certificate_auth_data,
+        insecure=bool(config.cluster.insecure),
+        token=user.token or _read_token(config, user.token_file),
+        username=user.username,
+        password=user.password,
+        certificate_path=_path(config, user.client_cert),
+        certificate_data=user.client_cert_data,
+        private_key_path=_path(config, user.client_key),
+        private_key_data=user.client_key_data,
+        namespace=config.context.namespace,
+    )
+
+
+def _in_cluster_available() -> bool:
+    token = Path(SERVICE_ACCOUNT_DIR) / "token"
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and token.is_file()
+
+
+def _path(config: SingleConfig, name: str | None) -> str | None:
+    return str(config.abs_file(name)) if name else None
+
+
+def _read_token(config: SingleConfig, token_file: str | None) -> str | None:
+    if not token_file:
+        return None
+    try:
+        return Path(config.abs_file(token_file)).read_text().strip()
+    except OSError as error:
+        raise errors.InvalidKubeconfig(f"cannot read token file {token_file}: {error}") from error

@@ -252,3 +252,27 @@ async def _read(
 
 def _display(namespace: str | None, name: str) -> str:
     return f"{namespace}/{name}" if namespace else name
+
+
+# -- reading one object -------------------------------------------------------------------------
+
+
+async def get(
+    client: AsyncClient,
+    resource: type[Any],
+    name: str,
+    *,
+    namespace: str | None = None,
+    backoff: retry.Backoff = retry.DEFAULT,
+) -> Object | None:
+    """One object as API JSON, or None when it does not exist (transient failures retried)."""
+    raw = resources.raw(resource)
+
+    async def read() -> Any:
+        return await client.get(raw, name, namespace=namespace)
+
+    try:
+        found = await retry.call(read, backoff=backoff)
+    except errors.NotFound:
+        return None
+    return dict(found)
