@@ -11,7 +11,16 @@ import sys
 
 import typer
 
-from meshcanary.cli import common, controlplanes, migrate, namespaces, operator, proxies, sandbox
+from meshcanary.cli import (
+    common,
+    controlplanes,
+    demo,
+    migrate,
+    namespaces,
+    operator,
+    proxies,
+    sandbox,
+)
 
 app = typer.Typer(
     name="meshcanary",
@@ -27,6 +36,7 @@ app.command("rollback")(migrate.rollback)
 app.add_typer(controlplanes.app, name="cp")
 app.add_typer(namespaces.app, name="ns")
 app.command("proxies")(proxies.proxies)
+app.command("demo")(demo.demo)
 
 
 @app.callback()

@@ -250,11 +250,14 @@ def _rich_table(table: Table, wide: bool, stream: IO[str]) -> None:
     headers, rows = _visible(table, wide)
     plain = not color_allowed()
     console = Console(file=stream, no_color=plain, highlight=False)
+    # Never squeeze or fold cells (kubectl does not): widen the console to the table's width.
+    natural = max(len(line) for line in format_plain(table, wide).splitlines()) + 2 * len(headers)
+    console.width = max(console.width, natural)
     rich_table = RichTable(
         box=box.SIMPLE_HEAD, header_style="" if plain else "bold", pad_edge=False
     )
     for header in headers:
-        rich_table.add_column(header, overflow="fold")
+        rich_table.add_column(header, no_wrap=True)
     for row in rows:
         rich_table.add_row(*row)
     console.print(rich_table)

@@ -46,15 +46,23 @@ class Demo:
         self.number += 1
         typer.secho(f"\n== {self.number}. {title}", bold=True)
 
-    def run(self, command: list[str], *, input: str | None = None, expect_failure: bool = False,
-            show: bool = True) -> str:
+    def run(
+        self,
+        command: list[str],
+        *,
+        input: str | None = None,
+        expect_failure: bool = False,
+        show: bool = True,
+    ) -> str:
         shown = " ".join(shlex.quote(part) for part in command)
         shown = shown.replace(" ".join(CLI), "meshcanary")
         if show:
             typer.secho(f"$ {shown}", fg=typer.colors.CYAN)
-        result = subprocess.run(command, env=self.env, input=input, capture_output=True,
-                                text=True, timeout=600)
-        output = (result.stdout + result.stderr).rstrip()
+        result = subprocess.run(
+            command, env=self.env, input=input, capture_output=True, text=True, timeout=600
+        )
+        # Progress goes to stderr while the command runs; its report comes last on stdout.
+        output = (result.stderr + result.stdout).rstrip()
         if show and output:
             typer.echo(output)
         if (result.returncode != 0) != expect_failure:
@@ -74,10 +82,10 @@ class Demo:
         self.step("A fresh sandbox cluster")
         self.meshcanary("sandbox", "down", "--name", self.name, show=False)
         self.meshcanary("sandbox", "reset", "--name", self.name, show=False)
-        self.meshcanary("sandbox", "up", "--name", self.name, "--pod-ready-delay",
-                        str(ready_delay))
-        kubeconfig = self.meshcanary("sandbox", "kubeconfig", "--name", self.name,
-                                     show=False).strip()
+        self.meshcanary("sandbox", "up", "--name", self.name, "--pod-ready-delay", str(ready_delay))
+        kubeconfig = self.meshcanary(
+            "sandbox", "kubeconfig", "--name", self.name, show=False
+        ).strip()
         self.env["KUBECONFIG"] = kubeconfig
         self.kubectl("get", "nodes")
 
@@ -86,29 +94,66 @@ class Demo:
 
         self.step("The IstioControlPlane CRD and the meshcanary operator")
         self.kubectl("apply", "-f", "-", input=crd.manifest())
-        self.kubectl("wait", "--for=condition=Established",
-                     "crd/istiocontrolplanes.meshcanary.io", WAIT)
+        self.kubectl(
+            "wait", "--for=condition=Established", "crd/istiocontrolplanes.meshcanary.io", WAIT
+        )
         log = Path(self.env.get("MESHCANARY_HOME", tempfile.gettempdir())) / "demo-operator.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        command = [*CLI, "operator", "--kubeconfig", self.env["KUBECONFIG"], "--standalone",
-                   "--webhook-address", "127.0.0.1"]
-        typer.secho(f"$ meshcanary operator --standalone --webhook-address 127.0.0.1 "
-                    f"> {log} &", fg=typer.colors.CYAN)
+        command = [
+            *CLI,
+            "operator",
+            "--kubeconfig",
+            self.env["KUBECONFIG"],
+            "--standalone",
+            "--webhook-address",
+            "127.0.0.1",
+        ]
+        typer.secho(
+            f"$ meshcanary operator --standalone --webhook-address 127.0.0.1 > {log} &",
+            fg=typer.colors.CYAN,
+        )
         with open(log, "ab") as out:
-            self.operator = subprocess.Popen(command, env=self.env, stdout=out, stderr=out,
-                                             stdin=subprocess.DEVNULL, start_new_session=True)
+            self.operator = subprocess.Popen(
+                command,
+                env=self.env,
+                stdout=out,
+                stderr=out,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def control_planes(self) -> None:
         self.step("Two control planes side by side: cp-v113x (1.13.9) and cp-v115x (1.15.3)")
-        self.kubectl("apply", "-f", "-", input=workloads.manifest([
-            {"apiVersion": "v1", "kind": "Namespace",
-             "metadata": {"name": workloads.ISTIO_NAMESPACE}}]))
+        self.kubectl(
+            "apply",
+            "-f",
+            "-",
+            input=workloads.manifest(
+                [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Namespace",
+                        "metadata": {"name": workloads.ISTIO_NAMESPACE},
+                    }
+                ]
+            ),
+        )
         for name, version in (workloads.OLD, workloads.NEW):
-            self.kubectl("apply", "-f", "-", input=workloads.manifest(
-                [workloads.control_plane(name, version)]))
+            self.kubectl(
+                "apply",
+                "-f",
+                "-",
+                input=workloads.manifest([workloads.control_plane(name, version)]),
+            )
         for name, _ in (workloads.OLD, workloads.NEW):
-            self.kubectl("wait", "--for=jsonpath={.status.status}=Available",
-                         f"istiocontrolplanes/{name}", "-n", workloads.ISTIO_NAMESPACE, WAIT)
+            self.kubectl(
+                "wait",
+                "--for=jsonpath={.status.status}=Available",
+                f"istiocontrolplanes/{name}",
+                "-n",
+                workloads.ISTIO_NAMESPACE,
+                WAIT,
+            )
         self.kubectl("get", "istiocontrolplanes", "-n", workloads.ISTIO_NAMESPACE)
         self.kubectl("get", "istiocontrolplanes", "-n", workloads.ISTIO_NAMESPACE, "-o", "wide")
 
@@ -116,12 +161,14 @@ class Demo:
         old = f"{workloads.OLD[0]}.{workloads.ISTIO_NAMESPACE}"
         self.step(f"Applications attached to {workloads.OLD[0]}")
         for ns in workloads.APPS:
-            self.kubectl("apply", "-f", "-", input=workloads.manifest(
-                [workloads.namespace(ns, old)]))
+            self.kubectl(
+                "apply", "-f", "-", input=workloads.manifest([workloads.namespace(ns, old)])
+            )
             self.kubectl("apply", "-f", "-", input=workloads.app_manifest(ns), show=False)
             for kind, name, _ in workloads.APPS[ns]:
-                self.kubectl("rollout", "status", f"{kind.lower()}/{name}", "-n", ns, WAIT,
-                             show=False)
+                self.kubectl(
+                    "rollout", "status", f"{kind.lower()}/{name}", "-n", ns, WAIT, show=False
+                )
             typer.echo(f"(applied and rolled out {len(workloads.APPS[ns])} workloads in {ns})")
         self.kubectl("get", "ns", "payments", "-o", "jsonpath={.metadata.labels}")
         typer.echo("")
@@ -131,8 +178,15 @@ class Demo:
     def checks(self) -> None:
         self.step("Before migrating: what would change, and the old control plane is guarded")
         self.meshcanary("migrate", "payments", "bookshop", "--to", workloads.NEW[0], "--dry-run")
-        self.kubectl("delete", "istiocontrolplanes", "-n", workloads.ISTIO_NAMESPACE,
-                     workloads.OLD[0], "--wait=false", expect_failure=True)
+        self.kubectl(
+            "delete",
+            "istiocontrolplanes",
+            "-n",
+            workloads.ISTIO_NAMESPACE,
+            workloads.OLD[0],
+            "--wait=false",
+            expect_failure=True,
+        )
 
     def migrate(self) -> None:
         new = workloads.NEW[0]
@@ -152,10 +206,17 @@ class Demo:
         self.step(f"{old} serves no proxy any more: delete it")
         self.meshcanary("cp", "delete", old)
         self.kubectl("get", "istiocontrolplanes", "-n", workloads.ISTIO_NAMESPACE)
-        leftovers = self.kubectl("get", "deployments,services,configmaps,"
-                                 "mutatingwebhookconfigurations,validatingwebhookconfigurations",
-                                 "-A", "-l", f"istio.io/rev={old}.{workloads.ISTIO_NAMESPACE}",
-                                 "-o", "name", show=False)
+        leftovers = self.kubectl(
+            "get",
+            "deployments,services,configmaps,"
+            "mutatingwebhookconfigurations,validatingwebhookconfigurations",
+            "-A",
+            "-l",
+            f"istio.io/rev={old}.{workloads.ISTIO_NAMESPACE}",
+            "-o",
+            "name",
+            show=False,
+        )
         if leftovers.strip():
             raise DemoFailed(f"objects of {old} were left behind:\n{leftovers}")
         typer.echo(f"no object of {old} is left")
@@ -179,8 +240,9 @@ class Demo:
 def demo(
     name: str = typer.Option("demo", "--name", help="The sandbox to run the demo in."),
     keep: bool = typer.Option(False, "--keep", help="Leave the sandbox and operator running."),
-    ready_delay: float = typer.Option(0.3, "--pod-ready-delay", min=0.0,
-                                      help="Seconds a pod takes to become Ready."),
+    ready_delay: float = typer.Option(
+        0.3, "--pod-ready-delay", min=0.0, help="Seconds a pod takes to become Ready."
+    ),
 ) -> None:
     """The canary upgrade of the seed document, end to end, on a fresh sandbox."""
     runner = Demo(name, os.environ.get("MESHCANARY_HOME"))
