@@ -39,10 +39,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Final, TypeVar
 
-from meshcanary.controlplane import crd, events, render, spec, status
+from meshcanary.controlplane import crd, events, istio_crds_sync, render, spec, status
 from meshcanary.kube import apply, errors, listing, resources
 from meshcanary.kube.client import Client
-from meshcanary.mesh import proxies, revisions
+from meshcanary.mesh import proxies, revisions, versions
 
 FIELD_MANAGER: Final = "meshcanary-operator"
 FINISHED_PHASES: Final = ("Succeeded", "Failed")
@@ -78,10 +78,13 @@ class ReconcileOutcome:
     """Whether the status changed and was written."""
     applied: tuple[apply.ObjectRef, ...] = ()
     pruned: tuple[apply.ObjectRef, ...] = ()
+    crds: tuple[str, ...] = ()
+    """Istio CRDs installed or upgraded by this pass, one line each."""
 
 
 @dataclass
 class _Install:
+    crds: list[str] = field(default_factory=list)
     applied: list[Object] = field(default_factory=list)
     pruned: list[apply.ObjectRef] = field(default_factory=list)
     error: errors.KubeError | None = None
@@ -118,6 +121,7 @@ async def reconcile(
         written=written,
         applied=tuple(apply.ref_of(obj) for obj in install.applied),
         pruned=tuple(install.pruned),
+        crds=tuple(install.crds),
     )
 
 
@@ -155,6 +159,11 @@ async def _install(client: Client, cp: spec.ControlPlane) -> _Install:
     manifests = render.render(cp)
     install = _Install()
     try:
+        # Istio's shared CRDs first: istiod needs them, and they only ever move forward
+        # (`ensure` never downgrades), so each control plane may ask for its own version.
+        install.crds = await istio_crds_sync.ensure(
+            client, [versions.parse(cp.version)], field_manager=FIELD_MANAGER
+        )
         install.applied = await apply.apply_manifests(
             client, manifests, field_manager=FIELD_MANAGER, force=True
         )

@@ -222,6 +222,8 @@ async def reconcile_once(context: Context, body: Any, retry: int, logger: Any) -
         return
     for transition in outcome.transitions:
         logger.info("%s: %s", transition.reason, transition.message)
+    for change in outcome.crds:
+        logger.info("%s", change)
     if outcome.pruned:
         logger.info("pruned %s", ", ".join(str(ref) for ref in outcome.pruned))
     logger.debug(

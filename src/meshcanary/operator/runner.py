@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -162,6 +163,14 @@ async def prepare(options: Options) -> bool:
             return False
 
 
+def peering_priority(options: Options) -> int | None:
+    """A distinct priority per process: kopf pauses every peer when two live peers share one, so
+    two replicas with the default (0) would both stand idle. The highest random value leads."""
+    if options.standalone:
+        return None
+    return secrets.randbelow(2**31 - 1) + 1
+
+
 def run(options: Options, *, verbose: bool = False) -> None:
     """Check the cluster, then run the operator in the foreground until SIGINT/SIGTERM."""
     asyncio.run(prepare(options))
@@ -172,6 +181,7 @@ def run(options: Options, *, verbose: bool = False) -> None:
             registry=registry(options),
             settings=settings(options, folder),
             standalone=options.standalone,
+            priority=peering_priority(options),
             clusterwide=options.clusterwide,
             namespaces=list(options.namespaces),
             liveness_endpoint=options.liveness,
