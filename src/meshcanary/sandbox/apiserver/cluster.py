@@ -150,13 +150,17 @@ class Cluster:
                 "The provided continue parameter is too old to display a consistent list result."
                 " You can start a new list without the continue parameter."
             )
+        if namespace is not None:
+            events = [event for event in events if event.namespace == namespace]
+        if not events:
+            # Nothing changed since: today's list is that snapshot (the common case while a
+            # client pages through a large list).
+            return self.store.list(rt.storage_key, namespace)
         current = {
             (e.obj["metadata"].get("namespace", ""), e.obj["metadata"]["name"]): e
             for e in self.store.list(rt.storage_key, namespace)
         }
         for event in reversed(events):
-            if namespace is not None and event.namespace != namespace:
-                continue
             key = (event.namespace, event.entry.obj["metadata"]["name"])
             if event.previous is None:
                 current.pop(key, None)

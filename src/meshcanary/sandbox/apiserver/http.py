@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import hmac
 import logging
 import math
@@ -403,7 +404,7 @@ def _paginate(
             after = (str(state["ns"]), str(state["name"]))
         except (ValueError, KeyError, TypeError):
             raise errors.bad_request("invalid continue token") from None
-        start = next((i for i, e in enumerate(entries) if _position(e) > after), len(entries))
+        start = bisect.bisect_right(entries, after, key=_position)
     if not limit:
         return entries[start:], "", 0
     try:
