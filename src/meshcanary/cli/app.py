@@ -14,12 +14,14 @@ import typer
 from meshcanary.cli import (
     common,
     controlplanes,
+    dashboard,
     demo,
     migrate,
     namespaces,
     operator,
     proxies,
     sandbox,
+    validate,
 )
 
 app = typer.Typer(
@@ -37,6 +39,8 @@ app.add_typer(controlplanes.app, name="cp")
 app.add_typer(namespaces.app, name="ns")
 app.command("proxies")(proxies.proxies)
 app.command("demo")(demo.demo)
+app.command("validate")(validate.validate)
+app.command("dashboard")(dashboard.dashboard)
 
 
 @app.callback()

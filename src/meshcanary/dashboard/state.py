@@ -26,7 +26,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from meshcanary.mesh import inventory, proxies, revisions, versions
+from meshcanary.mesh import inventory, proxies, versions
 from meshcanary.migrate import records
 
 Object = Mapping[str, Any]
@@ -53,9 +53,12 @@ def _name(obj: Object) -> str:
 
 def mesh(snapshot: inventory.MeshSnapshot) -> Model:
     """The MESH page: the seed's control plane columns, a proxy chart and migration progress."""
-    resources = {(_meta(cp).get("namespace"), _name(cp)): cp for cp in snapshot.control_planes}
+    custom = {(_meta(cp).get("namespace"), _name(cp)): cp for cp in snapshot.control_planes}
+    istiods = {(_meta(d).get("namespace"), _name(d)): d for d in snapshot.istiods}
     rows = [
-        _control_plane(row, resources.get((row.namespace, row.name)))
+        _control_plane(
+            row, custom.get((row.namespace, row.name)), istiods.get((row.namespace, row.name))
+        )
         for row in inventory.control_planes(snapshot)
     ]
     return {
@@ -65,11 +68,16 @@ def mesh(snapshot: inventory.MeshSnapshot) -> Model:
     }
 
 
-def _control_plane(row: inventory.ControlPlaneRow, resource: Object | None) -> Model:
-    """One row: our inventory's numbers plus the seed's printer columns of the resource."""
+def _control_plane(
+    row: inventory.ControlPlaneRow, resource: Object | None, istiod: Object | None
+) -> Model:
+    """One row: our inventory's numbers plus the seed's printer columns of the resource.
+
+    Without an IstioControlPlane (another install's istiod Deployment), only the age is known.
+    """
     spec = (resource or {}).get("spec") or {}
     status = (resource or {}).get("status") or {}
-    created = _meta(resource or {}).get("creationTimestamp")
+    created = _meta(resource or istiod or {}).get("creationTimestamp")
     return {
         "name": row.name,
         "namespace": row.namespace,
@@ -147,13 +155,28 @@ def progress(snapshot: inventory.MeshSnapshot) -> Model:
 def namespaces(snapshot: inventory.MeshSnapshot) -> Model:
     """The Namespaces page: selection, pod revisions, NEEDS RESTART and the last migration."""
     by_name = {_name(ns): ns for ns in snapshot.namespaces}
-    rows = [_namespace(row, by_name.get(row.namespace, {})) for row in inventory.namespaces(snapshot)]
+    rows = [
+        _namespace(row, by_name.get(row.namespace, {})) for row in inventory.namespaces(snapshot)
+    ]
     targets = [
-        f"{row.name}.{row.namespace}"
-        for row in inventory.control_planes(snapshot)
-        if row.source == inventory.OPERATOR or row.source == inventory.DEPLOYMENT
+        spec for spec in map(target_spec, inventory.control_planes(snapshot)) if spec is not None
     ]
     return {"namespaces": rows, "targets": targets}
+
+
+def target_spec(row: inventory.ControlPlaneRow) -> str | None:
+    """How `migrate.engine` names a control plane to migrate to; None if it cannot be one.
+
+    An IstioControlPlane is `<name>.<namespace>`; an istiod Deployment `istiod-<cp>` (or plain
+    `istiod`, the default revision) is found by the engine as `<cp>.<namespace>`. A revision
+    known only from webhooks has no istiod: migrating there would break pods.
+    """
+    if row.source == inventory.OPERATOR:
+        return f"{row.name}.{row.namespace}"
+    if row.source == inventory.DEPLOYMENT:
+        name = row.name.removeprefix("istiod-") if row.name != "istiod" else "default"
+        return f"{name}.{row.namespace}"
+    return None
 
 
 def _namespace(row: inventory.NamespaceRow, namespace: Object) -> Model:
@@ -223,7 +246,9 @@ def _from_event(event: Object) -> Model | None:
     else:
         return None
     level = "warning" if event.get("type") == "Warning" else "info"
-    return _entry(_event_time(event), category, subject, reason, str(event.get("message", "")), level)
+    return _entry(
+        _event_time(event), category, subject, reason, str(event.get("message", "")), level
+    )
 
 
 def _event_time(event: Object) -> str | None:
@@ -267,8 +292,10 @@ def _already(entry: Model, seen: Sequence[Model]) -> bool:
         if other["subject"] != entry["subject"] or other["title"] != entry["title"]:
             continue
         when = _parse_time(other["time"])
-        if moment is None or when is None or abs((moment - when).total_seconds()) <= (
-            SAME_MOMENT_SECONDS
+        if (
+            moment is None
+            or when is None
+            or abs((moment - when).total_seconds()) <= (SAME_MOMENT_SECONDS)
         ):
             return True
     return False
@@ -293,7 +320,9 @@ def _created(snapshot: inventory.MeshSnapshot) -> list[Model]:
         version = str((resource.get("spec") or {}).get("version") or "")
         message = f"IstioControlPlane created (Istio {version})" if version else ""
         entries.append(
-            _entry(meta.get("creationTimestamp"), "control-plane", subject, "Created", message, "info")
+            _entry(
+                meta.get("creationTimestamp"), "control-plane", subject, "Created", message, "info"
+            )
         )
     for deployment in snapshot.istiods:
         meta = _meta(deployment)
@@ -302,15 +331,14 @@ def _created(snapshot: inventory.MeshSnapshot) -> list[Model]:
         version = inventory.istiod_version(deployment) or "<unknown>"
         message = f"istiod for revision {revision} (Istio {version})"
         entries.append(
-            _entry(meta.get("creationTimestamp"), "control-plane", subject, "Created", message, "info")
+            _entry(
+                meta.get("creationTimestamp"), "control-plane", subject, "Created", message, "info"
+            )
         )
     return entries
 
 
 # -- Validation -----------------------------------------------------------------------------------
-
-
-UNAVAILABLE: Final = "unavailable"
 
 
 def validation_unavailable(reason: str) -> Model:
@@ -319,7 +347,7 @@ def validation_unavailable(reason: str) -> Model:
 
 
 def validation(findings: Iterable[Any], target: str | None) -> Model:
-    """Findings (any objects with severity/code/message/subject-like fields) as plain rows."""
+    """Findings of `meshcanary.validate`, worst first as the engine sorts them, as rows."""
     return {
         "available": True,
         "reason": "",
@@ -329,19 +357,12 @@ def validation(findings: Iterable[Any], target: str | None) -> Model:
 
 
 def _finding(finding: Any) -> Model:
-    """A Finding of `meshcanary.validate` as a row; fields read by name, so its shape may grow."""
-    data = asdict(finding) if hasattr(finding, "__dataclass_fields__") else dict(finding)
+    """A `validate.findings.Finding` (or a mapping of the same fields) as a row."""
+    data = finding if isinstance(finding, Mapping) else vars(finding)
     return {
         "severity": str(data.get("severity", "info")).lower(),
         "code": str(data.get("code", "")),
-        "subject": str(data.get("subject") or data.get("resource") or data.get("object") or ""),
+        "subject": str(data.get("resource") or data.get("subject") or ""),
         "message": str(data.get("message", "")),
-        "advice": str(data.get("advice") or data.get("fix") or ""),
+        "advice": str(data.get("fix") or data.get("advice") or ""),
     }
-
-
-def revision_values(snapshot: inventory.MeshSnapshot) -> list[str]:
-    """Every revision reference that exists, for callers that want to validate against one."""
-    return sorted({row.revision for row in inventory.control_planes(snapshot)} - {""}) or [
-        revisions.DEFAULT_REVISION
-    ]
