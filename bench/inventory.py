@@ -23,22 +23,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
-import os
-import re
-import ssl
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import harness
 import orjson
-import yaml
 
 CONCURRENCY = 32
 TARGET_SECONDS = 3.0
@@ -157,42 +152,12 @@ def istiod(cp: str) -> dict[str, Any]:
     }
 
 
-class Api:
-    """Just enough of an HTTP client to load the sandbox fast (concurrent POSTs)."""
-
-    def __init__(self, kubeconfig: Path) -> None:
-        config = yaml.safe_load(kubeconfig.read_text())
-        cluster = config["clusters"][0]["cluster"]
-        self.server = cluster["server"]
-        self.headers = {"Authorization": f"Bearer {config['users'][0]['user']['token']}"}
-        ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
-        self.ssl = ssl.create_default_context(cadata=ca)
-
-    def session(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(ssl=self.ssl, limit=CONCURRENCY * 2)
-        return aiohttp.ClientSession(
-            self.server,
-            headers=self.headers,
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=600),
-        )
+Api = harness.Api  # bench/validate.py loads the sandbox through inventory.Api and post_all
 
 
 async def post_all(session: aiohttp.ClientSession, requests: list[tuple[str, Any]]) -> None:
-    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-    for item in requests:
-        queue.put_nowait(item)
-
-    async def worker() -> None:
-        while not queue.empty():
-            path, body = queue.get_nowait()
-            async with session.post(
-                path, data=orjson.dumps(body), headers={"Content-Type": "application/json"}
-            ) as response:
-                text = await response.read()
-                assert response.status in (200, 201), (response.status, text[:300])
-
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    posts = [("POST", path, orjson.dumps(body), "application/json") for path, body in requests]
+    await harness.send_all(session, posts, CONCURRENCY)
 
 
 def namespace(index: int, cp: str) -> dict[str, Any]:
@@ -278,8 +243,7 @@ def measure_meshcanary(env: dict[str, str], runs: int = 3) -> tuple[float, int, 
     for _ in range(runs):
         elapsed, result = timed(command, counting)
         times.append(elapsed)
-        match = re.search(r"meshcanary: (\d+) API requests", result.stderr)
-        requests = int(match.group(1)) if match else -1
+        requests = harness.counted_requests(result.stderr)
         output = result.stdout
     return statistics.median(times), requests, output
 
@@ -303,27 +267,15 @@ def main() -> None:
     parser.add_argument("--pods-per-namespace", type=int, default=20)
     parser.add_argument("--sample", type=int, default=50, help="kubectl loop: namespaces timed")
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="meshcanary-bench-"))
-    env = {**os.environ, "MESHCANARY_HOME": str(home)}
-    subprocess.run(
-        [sys.executable, "-m", "meshcanary.cli", "sandbox", "up", "--name", "inventory"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    kubeconfig = home / "sandboxes" / "inventory" / "kubeconfig"
-    env = {**env, "KUBECONFIG": str(kubeconfig), "KUBECACHEDIR": str(home / "kube-cache")}
-    try:
+    env = harness.private_env()
+    with harness.sandbox("inventory", env) as folder:
+        kubeconfig = folder / "kubeconfig"
+        cache = Path(env["MESHCANARY_HOME"]) / "kube-cache"
+        env = {**env, "KUBECONFIG": str(kubeconfig), "KUBECACHEDIR": str(cache)}
         loaded = asyncio.run(load(kubeconfig, args.namespaces, args.pods_per_namespace))
         ours, requests, output = measure_meshcanary(env)
         server_s, pages = asyncio.run(raw_pod_list(kubeconfig))
         sample_s, loop_s, loop_requests = measure_kubectl(env, args.namespaces, args.sample)
-    finally:
-        subprocess.run(
-            [sys.executable, "-m", "meshcanary.cli", "sandbox", "down", "--name", "inventory"],
-            env=env,
-            capture_output=True,
-        )
     report(args, loaded, ours, requests, output, sample_s, loop_s, loop_requests)
     print(f"  of which the sandbox serving the pod LIST ({pages} pages of 500): {server_s:.2f} s")
 

@@ -21,11 +21,8 @@ import argparse
 import asyncio
 import json
 import math
-import os
-import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import harness  # noqa: E402
 from tests.e2e import istio_manifests  # noqa: E402
 
 from meshcanary.kube import apply, client, listing, resources  # noqa: E402
@@ -143,8 +141,7 @@ def migrate(
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"migrate failed ({result.returncode}): {result.stderr[-2000:]}")
-    counted = re.search(r"meshcanary: (\d+) API requests", result.stderr)
-    return elapsed, json.loads(result.stdout), int(counted.group(1)) if counted else -1
+    return elapsed, json.loads(result.stdout), harness.counted_requests(result.stderr)
 
 
 def main() -> None:
@@ -152,20 +149,16 @@ def main() -> None:
     parser.add_argument("--namespaces", type=int, default=100)
     parser.add_argument("--parallel", type=int, default=10)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="meshcanary-bench-"))
-    env = {**os.environ, "MESHCANARY_HOME": str(home)}
-    cli = [sys.executable, "-m", "meshcanary.cli", "sandbox"]
-    subprocess.run([*cli, "up", "--name", "migrate"], env=env, check=True, capture_output=True)
-    kubeconfig = home / "sandboxes" / "migrate" / "kubeconfig"
-    env = {**env, "KUBECONFIG": str(kubeconfig), "KUBECACHEDIR": str(home / "kube-cache")}
+    env = harness.private_env()
     names = [f"mig-{i:03d}" for i in range(args.namespaces)]
-    try:
+    with harness.sandbox("migrate", env) as folder:
+        kubeconfig = folder / "kubeconfig"
+        cache = Path(env["MESHCANARY_HOME"]) / "kube-cache"
+        env = {**env, "KUBECONFIG": str(kubeconfig), "KUBECACHEDIR": str(cache)}
         loaded = time.perf_counter()
         pods = asyncio.run(load(kubeconfig, names))
         loaded = time.perf_counter() - loaded
         total, report, requests = migrate(env, names, args.parallel)
-    finally:
-        subprocess.run([*cli, "down", "--name", "migrate"], env=env, capture_output=True)
     longest = max(report, key=lambda r: r["seconds"])
     batches = math.ceil(args.namespaces / args.parallel)
     print(

@@ -15,20 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import json
-import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import harness
 import orjson
-import yaml
 
 TARGETS = {
     "list_json_ms": 300.0,
@@ -71,27 +65,6 @@ def pod(namespace: str, i: int) -> dict[str, Any]:
     }
 
 
-class Bench:
-    def __init__(self, kubeconfig: Path) -> None:
-        config = yaml.safe_load(kubeconfig.read_text())
-        cluster = config["clusters"][0]["cluster"]
-        self.server = cluster["server"]
-        self.headers = {"Authorization": f"Bearer {config['users'][0]['user']['token']}"}
-        import ssl
-
-        ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
-        self.ssl = ssl.create_default_context(cadata=ca)
-
-    def session(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(ssl=self.ssl, limit=64)
-        return aiohttp.ClientSession(
-            self.server,
-            headers=self.headers,
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=600),
-        )
-
-
 async def _timed_get(
     session: aiohttp.ClientSession, path: str, headers: dict[str, str] | None, runs: int
 ) -> list[float]:
@@ -105,28 +78,13 @@ async def _timed_get(
     return times
 
 
-async def _throughput(
-    session: aiohttp.ClientSession, requests: list[tuple[str, str, bytes, str]]
-) -> float:
-    queue: asyncio.Queue[tuple[str, str, bytes, str]] = asyncio.Queue()
-    for item in requests:
-        queue.put_nowait(item)
-
-    async def worker() -> None:
-        while not queue.empty():
-            method, path, body, content_type = queue.get_nowait()
-            async with session.request(
-                method, path, data=body, headers={"Content-Type": content_type}
-            ) as response:
-                await response.read()
-                assert response.status in (200, 201), response.status
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return len(requests) / (time.perf_counter() - start)
+async def _throughput(session: aiohttp.ClientSession, requests: list[harness.Request]) -> float:
+    return len(requests) / await harness.send_all(session, requests, CONCURRENCY)
 
 
-async def _watch_latency(bench: Bench, session: aiohttp.ClientSession, events: int) -> list[float]:
+async def _watch_latency(
+    bench: harness.Api, session: aiohttp.ClientSession, events: int
+) -> list[float]:
     async with session.get("/api/v1/pods?limit=1") as response:
         rv = (await response.json())["metadata"]["resourceVersion"]
     sent: dict[str, float] = {}
@@ -171,21 +129,13 @@ async def _watch_latency(bench: Bench, session: aiohttp.ClientSession, events: i
     return latencies
 
 
-def _memory(pid: int) -> tuple[float, float]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-
-
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def run(kubeconfig: Path, pid: int, pods: int) -> dict[str, float]:
-    bench = Bench(kubeconfig)
+    bench = harness.Api(kubeconfig)
     figures: dict[str, float] = {}
     async with bench.session() as session:
         namespaces = max(1, pods // 1000)
@@ -207,17 +157,17 @@ async def run(kubeconfig: Path, pid: int, pods: int) -> dict[str, float]:
             for i in range(pods)
         ]
         figures["create_per_s"] = await _throughput(session, creates)
-        figures["rss_after_load_mb"] = _memory(pid)[0]
+        figures["rss_after_load_mb"] = harness.memory(pid)[0]
 
         table = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"}
         figures["list_json_ms"] = statistics.median(
             await _timed_get(session, "/api/v1/pods", None, 15)
         )
-        figures["rss_after_list_json_mb"] = _memory(pid)[0]
+        figures["rss_after_list_json_mb"] = harness.memory(pid)[0]
         figures["list_table_ms"] = statistics.median(
             await _timed_get(session, "/api/v1/pods", table, 15)
         )
-        figures["rss_after_list_table_mb"] = _memory(pid)[0]
+        figures["rss_after_list_table_mb"] = harness.memory(pid)[0]
         figures["list_selector_ms"] = statistics.median(
             await _timed_get(session, "/api/v1/pods?labelSelector=shard%3D3", None, 15)
         )
@@ -237,11 +187,11 @@ async def run(kubeconfig: Path, pid: int, pods: int) -> dict[str, float]:
         ]
         figures["writes_per_s"] = await _throughput(session, patches)
 
-        figures["rss_after_writes_mb"] = _memory(pid)[0]
+        figures["rss_after_writes_mb"] = harness.memory(pid)[0]
         latencies = await _watch_latency(bench, session, 300)
         figures["watch_p50_ms"] = _pct(latencies, 0.50)
         figures["watch_p99_ms"] = _pct(latencies, 0.99)
-    figures["rss_mb"], figures["peak_rss_mb"] = _memory(pid)
+    figures["rss_mb"], figures["peak_rss_mb"] = harness.memory(pid)
     return figures
 
 
@@ -249,24 +199,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pods", type=int, default=10_000)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="meshcanary-bench-"))
-    env = {**os.environ, "MESHCANARY_HOME": str(home)}
-    subprocess.run(
-        [sys.executable, "-m", "meshcanary.cli", "sandbox", "up", "--name", "bench"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    sandbox_dir = home / "sandboxes" / "bench"
-    pid = json.loads((sandbox_dir / "server.json").read_text())["pid"]
-    try:
-        figures = asyncio.run(run(sandbox_dir / "kubeconfig", pid, args.pods))
-    finally:
-        subprocess.run(
-            [sys.executable, "-m", "meshcanary.cli", "sandbox", "down", "--name", "bench"],
-            env=env,
-            capture_output=True,
-        )
+    with harness.sandbox("bench", harness.private_env()) as folder:
+        figures = asyncio.run(run(folder / "kubeconfig", harness.server_pid(folder), args.pods))
     print(
         f"sandbox API benchmark: {args.pods} pods, {CONCURRENCY} concurrent writers,"
         f" {WATCHERS} watchers"

@@ -12,19 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import harness
 import orjson
-
-sys.path.insert(0, str(Path(__file__).parent))
-from sandbox_api import Bench, _memory
 
 from meshcanary.sandbox import runtime
 
@@ -63,7 +57,7 @@ def complete(deploy: dict[str, Any], since: str | None) -> bool:
     )
 
 
-async def wait_all(bench: Bench, count: int, since: str | None) -> None:
+async def wait_all(bench: harness.Api, count: int, since: str | None) -> None:
     async with bench.session() as session:
         while True:
             async with session.get(f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments") as r:
@@ -88,22 +82,9 @@ async def wait_all(bench: Bench, count: int, since: str | None) -> None:
                         return
 
 
-async def send_all(bench: Bench, requests: list[tuple[str, str, bytes, str]]) -> None:
+async def send_all(bench: harness.Api, requests: list[harness.Request]) -> None:
     async with bench.session() as session:
-        queue: asyncio.Queue[tuple[str, str, bytes, str]] = asyncio.Queue()
-        for item in requests:
-            queue.put_nowait(item)
-
-        async def worker() -> None:
-            while not queue.empty():
-                method, path, body, content_type = queue.get_nowait()
-                async with session.request(
-                    method, path, data=body, headers={"Content-Type": content_type}
-                ) as r:
-                    await r.read()
-                    assert r.status in (200, 201), (r.status, await r.text())
-
-        await asyncio.gather(*(worker() for _ in range(8)))
+        await harness.send_all(session, requests, 8)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -112,7 +93,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def run(kubeconfig: Path, pid: int, count: int, replicas: int) -> dict[str, float]:
-    bench = Bench(kubeconfig)
+    bench = harness.Api(kubeconfig)
     namespace = orjson.dumps(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
     )
@@ -155,7 +136,7 @@ async def run(kubeconfig: Path, pid: int, count: int, replicas: int) -> dict[str
     await wait_all(bench, count, restarted_at)
     figures["restart_rollout_s"] = time.perf_counter() - start
     figures["server_cpu_s"] = cpu_seconds(pid) - cpu_before
-    figures["rss_mb"], figures["peak_rss_mb"] = _memory(pid)
+    figures["rss_mb"], figures["peak_rss_mb"] = harness.memory(pid)
     return figures
 
 
@@ -164,9 +145,8 @@ def main() -> None:
     parser.add_argument("--deployments", type=int, default=200)
     parser.add_argument("--replicas", type=int, default=5)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="meshcanary-rollout-"))
-    env = {**os.environ, "MESHCANARY_HOME": str(home)}
-    os.environ["MESHCANARY_HOME"] = str(home)
+    env = harness.private_env("meshcanary-rollout-")
+    os.environ["MESHCANARY_HOME"] = env["MESHCANARY_HOME"]
     runtime.Sandbox.named("rollout").update_settings(
         pod_schedule_delay=0.0,
         pod_start_delay=0.0,
@@ -174,22 +154,9 @@ def main() -> None:
         pod_termination_delay=0.0,
         jitter=0.0,
     )
-    subprocess.run(
-        [sys.executable, "-m", "meshcanary.cli", "sandbox", "up", "--name", "rollout"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    folder = home / "sandboxes" / "rollout"
-    pid = json.loads((folder / "server.json").read_text())["pid"]
-    try:
+    with harness.sandbox("rollout", env) as folder:
+        pid = harness.server_pid(folder)
         figures = asyncio.run(run(folder / "kubeconfig", pid, args.deployments, args.replicas))
-    finally:
-        subprocess.run(
-            [sys.executable, "-m", "meshcanary.cli", "sandbox", "down", "--name", "rollout"],
-            env=env,
-            capture_output=True,
-        )
     print(
         f"sandbox rollout benchmark: {args.deployments} Deployments x {args.replicas} replicas,"
         " pod delays 0"

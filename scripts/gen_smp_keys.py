@@ -189,15 +189,9 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
     args = parser.parse_args()
     text = build()
-    if args.check:
-        current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.exists() else ""
-        if current != text:
-            print(f"{OUTPUT} is out of date; run {sys.argv[0]}", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUTPUT} ({len(text)} bytes)")
-    return 0
+    from generated_file import write_or_check  # scripts/, this script's folder
+
+    return write_or_check(OUTPUT, text, args.check)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,15 +93,21 @@ def stop_sandbox(sandbox: RunningSandbox) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    """One sandbox per worker; tests isolate themselves with their own namespaces."""
-    home = tmp_path_factory.mktemp("meshcanary-home")
-    running = start_sandbox(home, "e2e")
+@contextmanager
+def running_sandbox(home: Path, name: str) -> Iterator[RunningSandbox]:
+    """A sandbox started in `home` for the block, stopped after it."""
+    running = start_sandbox(home, name)
     try:
         yield running
     finally:
         stop_sandbox(running)
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    """One sandbox per worker; tests isolate themselves with their own namespaces."""
+    with running_sandbox(tmp_path_factory.mktemp("meshcanary-home"), "e2e") as running:
+        yield running
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ a finalizer until its delete handler has run, and posts Events with generated na
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,11 +16,13 @@ from typing import Any
 import kopf
 import pytest
 from kopf.testing import KopfRunner
-from kubernetes import client, config, watch
+from kubernetes import client
 from kubernetes.client import ApiClient
 
 from tests.e2e import kopf_operator_app as app
+from tests.e2e import python_client
 from tests.e2e.conftest import RunningSandbox
+from tests.e2e.python_client import api_client_for
 
 pytestmark = pytest.mark.e2e
 
@@ -67,9 +70,7 @@ CANARY_CRD: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def api(sandbox: RunningSandbox) -> Iterator[ApiClient]:
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=str(sandbox.kubeconfig), client_configuration=configuration)
-    with ApiClient(configuration) as api_client:
+    with api_client_for(sandbox.kubeconfig) as api_client:
         yield api_client
 
 
@@ -126,30 +127,13 @@ def canary(name: str, size: int) -> dict[str, Any]:
     }
 
 
-def watch_until(
-    list_call: Callable[..., Any],
-    *args: Any,
-    since: int | str,
-    until: Callable[[dict[str, Any]], bool],
-    **kwargs: Any,
-) -> list[dict[str, Any]]:
-    """Events from `since` on up to the first satisfying `until`, bounded by a server timeout."""
-    events: list[dict[str, Any]] = []
-    stream = watch.Watch()
-    for event in stream.stream(
-        list_call,
-        *args,
-        resource_version=str(since),
-        timeout_seconds=WATCH_TIMEOUT,
-        _request_timeout=WATCH_TIMEOUT + 5,
-        **kwargs,
-    ):
-        events.append(event)
-        if until(event):
-            stream.stop()
-            return events
-    seen = [(e["type"], e["raw_object"].get("status")) for e in events]
-    raise AssertionError(f"the watch ended before the awaited event; saw {seen}")
+def _statuses(events: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    return [(e["type"], e["raw_object"].get("status")) for e in events]
+
+
+watch_until = functools.partial(
+    python_client.watch_until, timeout=WATCH_TIMEOUT, describe=_statuses
+)
 
 
 def test_operator_lifecycle(

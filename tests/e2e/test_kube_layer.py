@@ -26,7 +26,7 @@ from lightkube import AsyncClient
 from lightkube.types import PatchType
 
 from meshcanary.kube import apply, client, errors, listing, resources
-from tests.e2e.conftest import RunningSandbox, start_sandbox, stop_sandbox
+from tests.e2e.conftest import RunningSandbox, running_sandbox
 
 pytestmark = pytest.mark.e2e
 
@@ -285,12 +285,8 @@ async def test_watch_until_a_condition(kube: AsyncClient, ns: str) -> None:
 
 @pytest.fixture(scope="module")
 def private(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    home = tmp_path_factory.mktemp("kube-layer-home")
-    running = start_sandbox(home, "kube-layer")
-    try:
+    with running_sandbox(tmp_path_factory.mktemp("kube-layer-home"), "kube-layer") as running:
         yield running
-    finally:
-        stop_sandbox(running)
 
 
 def sandbox_cli(sandbox: RunningSandbox, *args: str) -> None:

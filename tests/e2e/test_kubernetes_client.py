@@ -10,6 +10,7 @@ generation and resourceVersion bookkeeping, and the status subresource.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import threading
 import time
@@ -19,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 from kubernetes.client import ApiClient, ApiException
 
+from tests.e2e import python_client
 from tests.e2e.conftest import RunningSandbox, start_sandbox, stop_sandbox
+from tests.e2e.python_client import api_client_for
 
 pytestmark = pytest.mark.e2e
 
@@ -91,13 +94,6 @@ GIZMO_CRD: dict[str, Any] = {
 # -- fixtures and helpers --------------------------------------------------------------------
 
 
-def api_client_for(kubeconfig: Path) -> ApiClient:
-    """A fresh client loaded from `kubeconfig`, leaving the global default configuration alone."""
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
-    return ApiClient(configuration)
-
-
 @pytest.fixture(scope="module")
 def api(sandbox: RunningSandbox) -> Iterator[ApiClient]:
     with api_client_for(sandbox.kubeconfig) as api_client:
@@ -150,36 +146,11 @@ def rv(obj: Any) -> int:
     return int(obj.metadata.resource_version)
 
 
-def watch_until(
-    list_call: Callable[..., Any],
-    *args: Any,
-    since: int | str,
-    until: Callable[[dict[str, Any]], bool],
-    **kwargs: Any,
-) -> list[dict[str, Any]]:
-    """Events from `since` on (replayed, then live) up to the first satisfying `until`.
-
-    Bounded by the server-side `timeout_seconds`; fails when the stream ends first.
-    """
-    events: list[dict[str, Any]] = []
-    stream = watch.Watch()
-    for event in stream.stream(
-        list_call,
-        *args,
-        resource_version=str(since),
-        timeout_seconds=WATCH_TIMEOUT,
-        _request_timeout=WATCH_TIMEOUT + 5,
-        **kwargs,
-    ):
-        events.append(event)
-        if until(event):
-            stream.stop()
-            return events
-    raise AssertionError(f"the watch ended before the awaited event; saw {summary(events)}")
-
-
 def summary(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(e["type"], e["raw_object"]["metadata"].get("name", "")) for e in events]
+
+
+watch_until = functools.partial(python_client.watch_until, timeout=WATCH_TIMEOUT, describe=summary)
 
 
 def deleted(name: str) -> Callable[[dict[str, Any]], bool]:

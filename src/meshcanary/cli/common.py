@@ -23,9 +23,12 @@ import sys
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import IO, Any, Final, NoReturn, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
 import typer
+
+if TYPE_CHECKING:
+    from meshcanary.mesh.inventory import MeshSnapshot
 
 T = TypeVar("T")
 
@@ -89,6 +92,22 @@ def namespace_scope(namespaces: Sequence[str] | None, all_namespaces: bool) -> l
     if namespaces and all_namespaces:
         raise UserError("-n/--namespace and -A/--all-namespaces cannot be used together")
     return list(dict.fromkeys(namespaces)) if namespaces else None
+
+
+async def scoped_snapshot(
+    target: Target,
+    namespaces: Sequence[str] | None,
+    all_namespaces: bool,
+    *,
+    replicasets: bool = False,
+) -> tuple[list[str] | None, MeshSnapshot]:
+    """The listing's `namespace_scope`, and one snapshot of the mesh (a LIST per kind)."""
+    from meshcanary.controlplane import inventory
+
+    scope = namespace_scope(namespaces, all_namespaces)
+    async with session(target) as client:
+        snapshot = await inventory.snapshot(client, replicasets=replicasets)
+    return scope, snapshot
 
 
 # -- errors and exit codes --------------------------------------------------------------------

@@ -59,12 +59,9 @@ def list_control_planes(
 async def _list(
     target: common.Target, scope_names: list[str] | None, everywhere: bool, output: common.Output
 ) -> None:
-    from meshcanary.controlplane import inventory as gather
     from meshcanary.mesh import inventory
 
-    scope = common.namespace_scope(scope_names, everywhere)
-    async with common.session(target) as client:
-        snapshot = await gather.snapshot(client)
+    scope, snapshot = await common.scoped_snapshot(target, scope_names, everywhere)
     rows = inventory.control_planes(snapshot)
     if scope is not None:
         rows = [row for row in rows if row.namespace in scope]

@@ -48,12 +48,9 @@ def list_namespaces(
 async def _list(
     target: common.Target, namespaces: list[str] | None, everywhere: bool, output: common.Output
 ) -> None:
-    from meshcanary.controlplane import inventory as gather
     from meshcanary.mesh import inventory
 
-    scope = common.namespace_scope(namespaces, everywhere)
-    async with common.session(target) as client:
-        snapshot = await gather.snapshot(client)
+    scope, snapshot = await common.scoped_snapshot(target, namespaces, everywhere)
     check_known(scope, [str((ns.get("metadata") or {}).get("name")) for ns in snapshot.namespaces])
     rows = inventory.namespaces(snapshot, scope)
     common.print_table(table(rows), output)

@@ -43,12 +43,11 @@ def proxies(
 async def _list(
     target: common.Target, scope_names: list[str] | None, everywhere: bool, output: common.Output
 ) -> None:
-    from meshcanary.controlplane import inventory as gather
     from meshcanary.mesh import inventory
 
-    scope = common.namespace_scope(scope_names, everywhere)
-    async with common.session(target) as client:
-        snapshot = await gather.snapshot(client, replicasets=True)
+    scope, snapshot = await common.scoped_snapshot(
+        target, scope_names, everywhere, replicasets=True
+    )
     names = [str((ns.get("metadata") or {}).get("name")) for ns in snapshot.namespaces]
     namespaces.check_known(scope, names)
     common.print_table(table(inventory.proxies_view(snapshot, scope)), output)

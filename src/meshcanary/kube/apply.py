@@ -197,18 +197,16 @@ async def merge_patch(
     """A JSON merge patch (the one patch type custom resources accept); `status` patches the
     status subresource. Returns the patched object as a dict."""
     target = resources.status_of(resource) if status else resources.raw(resource)
-
-    async def send() -> Any:
-        return await client.patch(
-            target,
-            name,
-            dict(patch),
-            namespace=namespace,
-            patch_type=PatchType.MERGE,
-            dry_run=dry_run,
-        )
-
-    return dict(await retry.call(send, backoff=backoff))
+    return await _patch(
+        client,
+        target,
+        name,
+        patch,
+        backoff,
+        namespace=namespace,
+        patch_type=PatchType.MERGE,
+        dry_run=dry_run,
+    )
 
 
 async def strategic_patch(
@@ -224,18 +222,31 @@ async def strategic_patch(
 ) -> dict[str, Any]:
     """A strategic merge patch (built-in kinds only), as `kubectl rollout restart` sends one.
     Returns the patched object as a dict."""
-    target = resources.raw(resource)
+    return await _patch(
+        client,
+        resources.raw(resource),
+        name,
+        patch,
+        backoff,
+        namespace=namespace,
+        patch_type=PatchType.STRATEGIC,
+        field_manager=field_manager,
+        dry_run=dry_run,
+    )
+
+
+async def _patch(
+    client: AsyncClient,
+    target: type[Any],
+    name: str,
+    patch: Mapping[str, Any],
+    backoff: retry.Backoff,
+    **options: Any,
+) -> dict[str, Any]:
+    """One PATCH of `target` (`options`: namespace, patch_type, ...), retried; the result."""
 
     async def send() -> Any:
-        return await client.patch(
-            target,
-            name,
-            dict(patch),
-            namespace=namespace,
-            patch_type=PatchType.STRATEGIC,
-            field_manager=field_manager,
-            dry_run=dry_run,
-        )
+        return await client.patch(target, name, dict(patch), **options)
 
     return dict(await retry.call(send, backoff=backoff))
 

@@ -3,17 +3,16 @@ policies, suspension, history limits, status and restart-safety."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from controller_env import OPTS, ControllerEnv
 
 from meshcanary.sandbox.apiserver import metadata
-from meshcanary.sandbox.apiserver.cluster import PATCH_MERGE, Cluster, WriteOptions
-from meshcanary.sandbox.apiserver.store import ALL_KEYS, Store, Subscription
+from meshcanary.sandbox.apiserver.cluster import PATCH_MERGE
 from meshcanary.sandbox.clock import FakeClock
 from meshcanary.sandbox.controllers.base import Context
 from meshcanary.sandbox.controllers.cronjobs import (
@@ -24,7 +23,6 @@ from meshcanary.sandbox.controllers.cronjobs import (
 )
 from meshcanary.sandbox.controllers.podtemplates import served_type
 
-OPTS = WriteOptions(field_manager="test")
 NS = "ns"
 START = datetime(2026, 3, 2, 10, 0, 30, tzinfo=UTC)  # a Monday
 
@@ -74,24 +72,7 @@ def test_invalid_schedules_are_rejected(bad: str) -> None:
 # -- the controller ----------------------------------------------------------------------------
 
 
-@dataclass
-class Env:
-    cluster: Cluster
-    clock: FakeClock
-    controller: CronJobController
-    events: Subscription
-
-    async def settle(self) -> None:
-        """Feed every store event to the controller and drain its queue until quiet."""
-        while True:
-            while not self.events.queue.empty():
-                await self.controller._guarded(
-                    self.controller.handle(self.events.queue.get_nowait())
-                )
-            await self.controller.queue.drain()
-            if self.events.queue.empty():
-                return
-
+class Env(ControllerEnv[CronJobController]):
     async def elapse_to(self, moment: datetime) -> None:
         """Let pending timers arm (their tasks start), move the clock, then settle."""
         await self.clock.advance(0)
@@ -151,12 +132,7 @@ async def env(monkeypatch: pytest.MonkeyPatch) -> Env:
     clock = FakeClock(START)
     stamp = metadata.now_rfc3339
     monkeypatch.setattr(metadata, "now_rfc3339", lambda now=None: stamp(now or clock.now()))
-    cluster = Cluster(Store(None))
-    events = cluster.store.subscribe(ALL_KEYS)
-    controller = CronJobController(cluster, Context(clock=clock))
-    await cluster.create(served_type(cluster, "/namespaces"), "", {"metadata": {"name": NS}}, OPTS)
-    await controller.resync()
-    return Env(cluster, clock, controller, events)
+    return await Env.start(CronJobController, NS, clock)
 
 
 async def create(env: Env, body: dict[str, Any]) -> None:

@@ -3,18 +3,15 @@ within maxUnavailable, status fields, revision history, cleanup and restart-safe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
+from controller_env import OPTS, ControllerEnv
 
-from meshcanary.sandbox.apiserver.cluster import PATCH_MERGE, Cluster, WriteOptions
+from meshcanary.sandbox.apiserver.cluster import PATCH_MERGE
 from meshcanary.sandbox.apiserver.metadata import now_rfc3339
-from meshcanary.sandbox.apiserver.store import ALL_KEYS, Store, Subscription
-from meshcanary.sandbox.clock import FakeClock
-from meshcanary.sandbox.controllers.base import Context, Controller
+from meshcanary.sandbox.controllers.base import Context
 from meshcanary.sandbox.controllers.daemonsets import (
     GENERATION_LABEL,
     HASH_LABEL,
@@ -25,29 +22,10 @@ from meshcanary.sandbox.controllers.daemonsets import (
 from meshcanary.sandbox.controllers.gc import GarbageCollector
 from meshcanary.sandbox.controllers.podtemplates import served_type
 
-OPTS = WriteOptions(field_manager="test")
 NS = "kube-system"
 
 
-@dataclass
-class Env:
-    cluster: Cluster
-    clock: FakeClock
-    controller: DaemonSetController
-    events: Subscription
-
-    async def settle(self, *others: Controller) -> None:
-        """Feed every store event to the controllers and drain their queues until quiet."""
-        controllers = (self.controller, *others)
-        while True:
-            while not self.events.queue.empty():
-                event = self.events.queue.get_nowait()
-                for controller in controllers:
-                    await controller._guarded(controller.handle(event))
-            await self.controller.queue.drain()
-            if self.events.queue.empty():
-                return
-
+class Env(ControllerEnv[DaemonSetController]):
     def pods(self) -> list[dict[str, Any]]:
         return [e.obj for e in self.cluster.store.list("/pods", NS)]
 
@@ -124,13 +102,7 @@ def daemonset(**spec: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def env() -> Env:
-    cluster = Cluster(Store(None))
-    events = cluster.store.subscribe(ALL_KEYS)
-    clock = FakeClock(datetime.now(UTC))
-    controller = DaemonSetController(cluster, Context(clock=clock))
-    await cluster.create(served_type(cluster, "/namespaces"), "", {"metadata": {"name": NS}}, OPTS)
-    await controller.resync()
-    env = Env(cluster, clock, controller, events)
+    env = await Env.start(DaemonSetController, NS)
     for index in (1, 2, 3):
         await env.add_node(f"node-{index}")
     return env

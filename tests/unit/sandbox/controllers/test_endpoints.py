@@ -3,15 +3,14 @@ repacking, headless Services, cleanup, user-managed Endpoints and restart-safety
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
+from controller_env import OPTS, ControllerEnv
 
-from meshcanary.sandbox.apiserver.cluster import PATCH_MERGE, Cluster, WriteOptions
-from meshcanary.sandbox.apiserver.store import ALL_KEYS, Store, Subscription
+from meshcanary.sandbox.apiserver.cluster import PATCH_MERGE
 from meshcanary.sandbox.clock import FakeClock
 from meshcanary.sandbox.controllers.base import Context
 from meshcanary.sandbox.controllers.endpoints import (
@@ -24,28 +23,10 @@ from meshcanary.sandbox.controllers.endpoints import (
 )
 from meshcanary.sandbox.controllers.podtemplates import served_type
 
-OPTS = WriteOptions(field_manager="test")
 NS = "ns"
 
 
-@dataclass
-class Env:
-    cluster: Cluster
-    clock: FakeClock
-    controller: EndpointsController
-    events: Subscription
-
-    async def settle(self) -> None:
-        """Feed every store event to the controller and drain its queue until quiet."""
-        while True:
-            while not self.events.queue.empty():
-                await self.controller._guarded(
-                    self.controller.handle(self.events.queue.get_nowait())
-                )
-            await self.controller.queue.drain()
-            if self.events.queue.empty():
-                return
-
+class Env(ControllerEnv[EndpointsController]):
     def endpoints(self, name: str = "web") -> dict[str, Any] | None:
         entry = self.cluster.store.get("/endpoints", NS, name)
         return entry.obj if entry is not None else None
@@ -91,13 +72,9 @@ def service(name: str = "web", **spec: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def env() -> Env:
-    cluster = Cluster(Store(None))
-    events = cluster.store.subscribe(ALL_KEYS)
-    clock = FakeClock(datetime(2026, 1, 1, 12, 0, 0, 250000, tzinfo=UTC))
-    controller = EndpointsController(cluster, Context(clock=clock))
-    await cluster.create(served_type(cluster, "/namespaces"), "", {"metadata": {"name": NS}}, OPTS)
-    await controller.resync()
-    return Env(cluster, clock, controller, events)
+    return await Env.start(
+        EndpointsController, NS, FakeClock(datetime(2026, 1, 1, 12, 0, 0, 250000, tzinfo=UTC))
+    )
 
 
 def ips(subset: dict[str, Any], field: str = "addresses") -> list[str]:

@@ -4,43 +4,22 @@ release on deletion and type change, exhaustion, other implementations and resta
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
+from controller_env import OPTS, ControllerEnv
 
-from meshcanary.sandbox.apiserver.cluster import PATCH_MERGE, Cluster, WriteOptions
-from meshcanary.sandbox.apiserver.store import ALL_KEYS, Store, Subscription
-from meshcanary.sandbox.clock import FakeClock
+from meshcanary.sandbox.apiserver.cluster import PATCH_MERGE
 from meshcanary.sandbox.controllers import loadbalancers
 from meshcanary.sandbox.controllers.base import Context
 from meshcanary.sandbox.controllers.loadbalancers import LoadBalancerController
 from meshcanary.sandbox.controllers.podtemplates import served_type
 
-OPTS = WriteOptions(field_manager="test")
 NS = "ns"
 
 
-@dataclass
-class Env:
-    cluster: Cluster
-    clock: FakeClock
-    controller: LoadBalancerController
-    events: Subscription
-
-    async def settle(self) -> None:
-        """Feed every store event to the controller and drain its queue until quiet."""
-        while True:
-            while not self.events.queue.empty():
-                await self.controller._guarded(
-                    self.controller.handle(self.events.queue.get_nowait())
-                )
-            await self.controller.queue.drain()
-            if self.events.queue.empty():
-                return
-
+class Env(ControllerEnv[LoadBalancerController]):
     def ingress(self, name: str) -> list[dict[str, Any]] | None:
         entry = self.cluster.store.get("/services", NS, name)
         assert entry is not None
@@ -69,13 +48,7 @@ class Env:
 
 @pytest.fixture
 async def env() -> Env:
-    cluster = Cluster(Store(None))
-    events = cluster.store.subscribe(ALL_KEYS)
-    clock = FakeClock(datetime.now(UTC))
-    controller = LoadBalancerController(cluster, Context(clock=clock))
-    await cluster.create(served_type(cluster, "/namespaces"), "", {"metadata": {"name": NS}}, OPTS)
-    await controller.resync()
-    return Env(cluster, clock, controller, events)
+    return await Env.start(LoadBalancerController, NS)
 
 
 async def test_each_load_balancer_gets_its_own_address(env: Env) -> None:

@@ -3,18 +3,15 @@ partition and OnDelete, revision history, status fields, cleanup and restart-saf
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
+from controller_env import OPTS, ControllerEnv
 
-from meshcanary.sandbox.apiserver.cluster import PATCH_MERGE, Cluster, WriteOptions
+from meshcanary.sandbox.apiserver.cluster import PATCH_MERGE
 from meshcanary.sandbox.apiserver.metadata import now_rfc3339
-from meshcanary.sandbox.apiserver.store import ALL_KEYS, Store, Subscription
-from meshcanary.sandbox.clock import FakeClock
-from meshcanary.sandbox.controllers.base import Context, Controller
+from meshcanary.sandbox.controllers.base import Context
 from meshcanary.sandbox.controllers.gc import GarbageCollector
 from meshcanary.sandbox.controllers.podtemplates import served_type
 from meshcanary.sandbox.controllers.statefulsets import (
@@ -25,35 +22,10 @@ from meshcanary.sandbox.controllers.statefulsets import (
     revision_template,
 )
 
-OPTS = WriteOptions(field_manager="test")
 NS = "ns"
 
 
-@dataclass
-class Env:
-    cluster: Cluster
-    clock: FakeClock
-    controller: StatefulSetController
-    events: Subscription
-
-    async def settle(self, *others: Controller) -> None:
-        """Feed every store event to the controllers and drain their queues until quiet."""
-        controllers = (self.controller, *others)
-        while True:
-            while not self.events.queue.empty():
-                event = self.events.queue.get_nowait()
-                for controller in controllers:
-                    await controller._guarded(controller.handle(event))
-            await self.controller.queue.drain()
-            if self.events.queue.empty():
-                return
-
-    async def elapse(self, seconds: float) -> None:
-        """Let pending timers arm (their tasks start), move the clock, then settle."""
-        await self.clock.advance(0)
-        await self.clock.advance(seconds)
-        await self.settle()
-
+class Env(ControllerEnv[StatefulSetController]):
     def get(self, skey: str, name: str) -> dict[str, Any] | None:
         entry = self.cluster.store.get(skey, NS, name)
         return entry.obj if entry is not None else None
@@ -126,13 +98,7 @@ def statefulset(replicas: int = 3, **spec: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def env() -> Env:
-    cluster = Cluster(Store(None))
-    events = cluster.store.subscribe(ALL_KEYS)
-    clock = FakeClock(datetime.now(UTC))
-    controller = StatefulSetController(cluster, Context(clock=clock))
-    await cluster.create(served_type(cluster, "/namespaces"), "", {"metadata": {"name": NS}}, OPTS)
-    await controller.resync()
-    return Env(cluster, clock, controller, events)
+    return await Env.start(StatefulSetController, NS)
 
 
 async def create(env: Env, body: dict[str, Any]) -> None:
