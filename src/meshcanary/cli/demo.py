@@ -176,8 +176,9 @@ class Demo:
         self.meshcanary("ns", "list", "-A")
 
     def checks(self) -> None:
-        self.step("Before migrating: validation, what would change, and the old control plane "
-                  "is guarded")
+        self.step(
+            "Before migrating: validation, what would change, and the old control plane is guarded"
+        )
         self.meshcanary("validate", "--to", workloads.NEW[0], "-A")
         self.meshcanary("migrate", "payments", "bookshop", "--to", workloads.NEW[0], "--dry-run")
         self.kubectl(
