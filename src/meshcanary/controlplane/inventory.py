@@ -2,8 +2,9 @@
 
 A mesh has thousands of namespaces and tens of thousands of pods; a request per namespace (the
 kubectl loop users write) costs minutes. `snapshot` lists each kind once, across the cluster,
-paginated (`limit` 500), all kinds at the same time, and returns a `mesh.inventory.MeshSnapshot`
-of plain API JSON for the pure views (`meshcanary.mesh.inventory`), which drop finished pods.
+paginated (`kube.listing.DEFAULT_LIMIT` per page), all kinds at the same time, and returns a
+`mesh.inventory.MeshSnapshot` of plain API JSON for the pure views (`meshcanary.mesh.inventory`),
+which drop finished pods.
 
 Decision: pods are listed without a `status.phase!=Succeeded,...` field selector. The views
 filter finished pods anyway, and in the sandbox the selector made the 20,000-pod LIST 25%

@@ -24,7 +24,9 @@ from lightkube import AsyncClient, operators
 
 from meshcanary.kube import errors, resources, retry
 
-DEFAULT_LIMIT: Final = 500
+DEFAULT_LIMIT: Final = 1000
+"""Items per page. kubectl uses 500; for a cluster-wide inventory 1000 halves the round trips
+(`bench/inventory.py`: `ns list -A` on 20,000 pods 3.3 s -> 2.3 s) at ~2 MB per page."""
 ALL_NAMESPACES: Final = "*"
 DEFAULT_WAIT: Final = 300.0
 WATCH_SECONDS: Final = 290

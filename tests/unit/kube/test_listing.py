@@ -40,7 +40,10 @@ async def connected(kubeconfig: Path, api: FakeApi) -> AsyncClient:
 async def test_pages_follow_continue_tokens(kubeconfig: Path, api: FakeApi) -> None:
     api.on("GET", PATH, paginated(1200))
     kube = await connected(kubeconfig, api)
-    sizes = [len(page) async for page in listing.pages(kube, resources.ConfigMap, namespace="ns")]
+    sizes = [
+        len(page)
+        async for page in listing.pages(kube, resources.ConfigMap, namespace="ns", limit=500)
+    ]
     await kube.close()
     assert sizes == [500, 500, 200]
     params = api.params(PATH)
