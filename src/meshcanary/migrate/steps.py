@@ -107,8 +107,13 @@ async def relabel(
 
 
 def restart_patch(now: datetime) -> dict[str, Any]:
-    """The patch `kubectl rollout restart` sends (RFC 3339 timestamp of now)."""
-    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The patch `kubectl rollout restart` sends, with an RFC 3339 timestamp of now.
+
+    kubectl stamps whole seconds; a migration followed by a rollback within the same second
+    would then send the very same template, which changes nothing and restarts nothing. The
+    stamp keeps microseconds so every restart is a new template.
+    """
+    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
 
 
