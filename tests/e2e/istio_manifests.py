@@ -7,6 +7,7 @@ with any Istio install, not only ours.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 ISTIO_NS = "istio-system"
 
@@ -123,20 +124,24 @@ def as_manifest(objects: list[dict[str, object]]) -> str:
     return "\n---\n".join(json.dumps(obj) for obj in objects)
 
 
+def workload(
+    kind: str, name: str, replicas: int = 1, pod_labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A Deployment, StatefulSet or DaemonSet of one nginx container, selected by `app=<name>`."""
+    labels = {"app": name}
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": labels},
+        "template": {
+            "metadata": {"labels": {**labels, **(pod_labels or {})}},
+            "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
+        },
+    }
+    if kind != "DaemonSet":
+        spec["replicas"] = replicas
+    if kind == "StatefulSet":
+        spec["serviceName"] = name
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
 def app(name: str, replicas: int = 2, pod_labels: dict[str, str] | None = None) -> str:
-    labels = {"app": name, **(pod_labels or {})}
-    return json.dumps(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
-                },
-            },
-        }
-    )
+    return json.dumps(workload("Deployment", name, replicas, pod_labels))

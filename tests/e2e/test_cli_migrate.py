@@ -18,6 +18,7 @@ import pytest
 
 from tests.e2e import istio_manifests as istio
 from tests.e2e.conftest import RunningSandbox, requires_kubectl
+from tests.e2e.istio_manifests import workload
 
 pytestmark = [pytest.mark.e2e, requires_kubectl]
 
@@ -43,22 +44,6 @@ def revisions(sandbox: RunningSandbox) -> Iterator[None]:
     for cp, version in ((OLD, "1.15.3"), (NEW, "1.17.2"), (DOWN, "1.17.2")):
         install(sandbox, cp, version)
     yield
-
-
-def workload(kind: str, name: str, replicas: int = 1) -> dict[str, Any]:
-    labels = {"app": name}
-    spec: dict[str, Any] = {
-        "selector": {"matchLabels": labels},
-        "template": {
-            "metadata": {"labels": labels},
-            "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
-        },
-    }
-    if kind != "DaemonSet":
-        spec["replicas"] = replicas
-    if kind == "StatefulSet":
-        spec["serviceName"] = name
-    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
 
 
 def meshed_namespace(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from tests.e2e import istio_manifests
+from tests.e2e.istio_manifests import workload
 from tests.unit.controlplane.test_reconcile import cluster
 
 from meshcanary.kube import apply, errors, listing, resources
@@ -46,22 +47,6 @@ async def install_revisions(kube: Client) -> None:
             timeout=WAIT,
         )
         await apply.apply_manifests(kube, webhooks)
-
-
-def workload(kind: str, name: str, replicas: int = 1) -> dict[str, Any]:
-    labels = {"app": name}
-    spec: dict[str, Any] = {
-        "selector": {"matchLabels": labels},
-        "template": {
-            "metadata": {"labels": labels},
-            "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
-        },
-    }
-    if kind != "DaemonSet":
-        spec["replicas"] = replicas
-    if kind == "StatefulSet":
-        spec["serviceName"] = name
-    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
 
 
 def bare_pod(name: str) -> dict[str, Any]:
